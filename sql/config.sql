@@ -1,0 +1,297 @@
+-- Turning auditing on and off. enable()/disable() are Rust wrappers that take
+-- the caller's identity and then run these functions as the extension's
+-- owner; nothing here is callable by PUBLIC.
+
+-- The entity key of a table: primary key, else replica identity index.
+CREATE FUNCTION audit_trail._key_columns(target regclass) RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT array_agg(a.attname::text ORDER BY k.ord)
+    FROM (SELECT i.indkey, i.indisprimary
+          FROM pg_index i
+          WHERE i.indrelid = target AND (i.indisprimary OR i.indisreplident)
+          ORDER BY i.indisprimary DESC
+          LIMIT 1) i
+    CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+    JOIN pg_attribute a ON a.attrelid = target AND a.attnum = k.attnum;
+$$;
+
+-- Live column names, in column order.
+CREATE FUNCTION audit_trail._columns(target regclass) RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(array_agg(attname::text ORDER BY attnum), '{}')
+    FROM pg_attribute
+    WHERE attrelid = target AND attnum > 0 AND NOT attisdropped;
+$$;
+
+-- Names by attnum (NULL for dropped columns), to recognise RENAME COLUMN.
+CREATE FUNCTION audit_trail._columns_by_attnum(target regclass) RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(array_agg(CASE WHEN attisdropped THEN NULL ELSE attname::text END ORDER BY attnum), '{}')
+    FROM pg_attribute
+    WHERE attrelid = target AND attnum > 0;
+$$;
+
+-- The columns that are redacted: named ones plus those whose names contain a
+-- pattern that was in force when the table was enabled.
+CREATE FUNCTION audit_trail._effective_redact(target regclass, redact text[], patterns text[])
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(array_agg(c ORDER BY o), '{}')
+    FROM unnest(audit_trail._columns(target)) WITH ORDINALITY AS t(c, o)
+    WHERE c = ANY (redact)
+       OR EXISTS (SELECT 1 FROM unnest(patterns) p WHERE strpos(lower(c), p) > 0);
+$$;
+
+-- The audited table whose settings govern rel: rel itself, else its topmost
+-- audited partition ancestor.
+CREATE FUNCTION audit_trail._audited_root(rel regclass) RETURNS regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.relid
+    FROM audit_trail.config c
+    LEFT JOIN LATERAL (
+        SELECT a.ord FROM pg_partition_ancestors(rel) WITH ORDINALITY AS a(relid, ord)
+        WHERE a.relid = c.relid) a ON true
+    WHERE c.relid = rel OR a.ord IS NOT NULL
+    ORDER BY coalesce(a.ord, 1) DESC
+    LIMIT 1;
+$$;
+
+CREATE FUNCTION audit_trail._trigger_names() RETURNS text[]
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT ARRAY['audit_trail_insert', 'audit_trail_update', 'audit_trail_delete', 'audit_trail_truncate'] $$;
+
+-- The capture triggers, one per action (transition tables allow one event
+-- per trigger), on the table and on every partition so that DML aimed at a
+-- partition directly is captured too. ENABLE ALWAYS: session_replication_role
+-- = replica must not be a way around the trail. Creates only what is missing.
+CREATE FUNCTION audit_trail._install_triggers(target regclass, actions text[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel regclass;
+    act text;
+    trg text;
+    made text[];
+BEGIN
+    FOR rel IN
+        SELECT target UNION
+        SELECT t.relid FROM pg_partition_tree(target) t WHERE t.relid <> target
+    LOOP
+        made := '{}';
+        FOREACH act IN ARRAY actions LOOP
+            trg := 'audit_trail_' || lower(act);
+            CONTINUE WHEN EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = rel AND tgname = trg);
+            EXECUTE format(
+                'CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION audit_trail.capture()',
+                trg, act, rel,
+                CASE act
+                    WHEN 'INSERT' THEN 'REFERENCING NEW TABLE AS audit_trail_new'
+                    WHEN 'UPDATE' THEN 'REFERENCING OLD TABLE AS audit_trail_old NEW TABLE AS audit_trail_new'
+                    WHEN 'DELETE' THEN 'REFERENCING OLD TABLE AS audit_trail_old'
+                    ELSE '' END);
+            made := made || trg;
+        END LOOP;
+        FOREACH trg IN ARRAY made LOOP
+            EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', rel, trg);
+        END LOOP;
+    END LOOP;
+END
+$$;
+
+CREATE FUNCTION audit_trail._remove_triggers(target regclass) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT t.tgrelid::regclass AS rel, t.tgname
+        FROM pg_trigger t
+        WHERE t.tgname = ANY (audit_trail._trigger_names())
+          AND t.tgrelid IN (SELECT target UNION SELECT relid FROM pg_partition_tree(target))
+    LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, r.rel);
+    END LOOP;
+END
+$$;
+
+CREATE FUNCTION audit_trail._check_owner(target regclass, caller oid, verb text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = target AND pg_has_role(caller, relowner, 'USAGE')) THEN
+        RAISE EXCEPTION 'must be owner of table % to % auditing', target, verb
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END
+$$;
+
+CREATE FUNCTION audit_trail._settings_json(c audit_trail.config) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT jsonb_build_object(
+        'table', c.relid::text,
+        'redact', audit_trail._effective_redact(c.relid, c.redact, c.redact_patterns),
+        'exclude', c.exclude,
+        'key_columns', coalesce(c.key_columns, audit_trail._key_columns(c.relid)),
+        'label_column', c.label_column,
+        'actions', c.actions);
+$$;
+
+CREATE FUNCTION audit_trail._enable(
+    target regclass, redact text[], exclude text[], key_columns text[],
+    label_column text, actions text[], patterns text[], caller oid
+) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind "char";
+    cols text[];
+    col text;
+    acts text[];
+    act text;
+    root regclass;
+    by_pattern text[];
+    cfg audit_trail.config;
+BEGIN
+    IF target IS NULL THEN
+        RAISE EXCEPTION 'target must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT relkind INTO kind FROM pg_class WHERE oid = target;
+    IF target = 'audit_trail.events'::regclass
+       OR target IN (SELECT relid FROM pg_partition_tree('audit_trail.events'))
+       OR target = 'audit_trail.config'::regclass THEN
+        RAISE EXCEPTION 'cannot audit the audit trail itself (%)', target
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '"%" is not a table or partitioned table', target
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'Only ordinary and partitioned tables can be audited.';
+    END IF;
+    PERFORM audit_trail._check_owner(target, caller, 'enable');
+
+    root := audit_trail._audited_root(target);
+    IF root IS NOT NULL AND root <> target THEN
+        RAISE EXCEPTION 'table % is a partition of %, which is audited already', target, root
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Settings of a partitioned table apply to all its partitions.';
+    END IF;
+
+    cols := audit_trail._columns(target);
+    FOREACH col IN ARRAY coalesce(redact, '{}') || coalesce(exclude, '{}')
+                         || coalesce(key_columns, '{}') || coalesce(ARRAY[label_column], '{}') LOOP
+        IF col IS NULL OR NOT col = ANY (cols) THEN
+            RAISE EXCEPTION 'column "%" of table % does not exist', col, target
+                USING ERRCODE = 'undefined_column';
+        END IF;
+    END LOOP;
+    IF key_columns IS NOT NULL AND cardinality(key_columns) = 0 THEN
+        RAISE EXCEPTION 'key_columns must name at least one column, or be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    IF actions IS NULL OR cardinality(actions) = 0 THEN
+        RAISE EXCEPTION 'actions must name at least one of INSERT, UPDATE, DELETE, TRUNCATE'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    acts := '{}';
+    FOREACH act IN ARRAY actions LOOP
+        IF act IS NULL OR upper(act) NOT IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE') THEN
+            RAISE EXCEPTION 'unknown action "%"', act
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Actions are INSERT, UPDATE, DELETE and TRUNCATE.';
+        END IF;
+        IF NOT upper(act) = ANY (acts) THEN
+            acts := acts || upper(act);
+        END IF;
+    END LOOP;
+
+    -- Partitions audited on their own until now are now covered by the parent.
+    DELETE FROM audit_trail.config
+    WHERE relid IN (SELECT relid FROM pg_partition_tree(target) WHERE relid <> target);
+
+    INSERT INTO audit_trail.config AS c
+        (relid, redact, redact_patterns, exclude, key_columns, label_column, actions, columns,
+         enabled_at, enabled_by)
+    VALUES (target, coalesce(redact, '{}'), coalesce(patterns, '{}'), coalesce(exclude, '{}'),
+            key_columns, label_column, acts, audit_trail._columns_by_attnum(target),
+            now(), session_user)
+    ON CONFLICT (relid) DO UPDATE SET
+        redact = EXCLUDED.redact, redact_patterns = EXCLUDED.redact_patterns,
+        exclude = EXCLUDED.exclude, key_columns = EXCLUDED.key_columns,
+        label_column = EXCLUDED.label_column, actions = EXCLUDED.actions,
+        columns = EXCLUDED.columns, enabled_at = EXCLUDED.enabled_at,
+        enabled_by = EXCLUDED.enabled_by
+    RETURNING * INTO cfg;
+
+    SELECT array_agg(c ORDER BY o) INTO by_pattern
+    FROM unnest(cols) WITH ORDINALITY AS t(c, o)
+    WHERE NOT c = ANY (cfg.redact)
+      AND EXISTS (SELECT 1 FROM unnest(cfg.redact_patterns) p WHERE strpos(lower(c), p) > 0);
+    IF by_pattern IS NOT NULL THEN
+        RAISE NOTICE 'columns of % redacted by audit_trail.redact_patterns: %',
+            target, array_to_string(by_pattern, ', ');
+    END IF;
+    IF coalesce(key_columns, audit_trail._key_columns(target)) IS NULL THEN
+        RAISE WARNING 'table % has no primary key, replica identity index or key_columns', target
+            USING DETAIL = 'Its events will have entity_id NULL.';
+    END IF;
+
+    PERFORM audit_trail._remove_triggers(target);
+    PERFORM audit_trail._install_triggers(target, acts);
+    PERFORM audit_trail._invalidate(target);
+    RETURN audit_trail._settings_json(cfg);
+END
+$$;
+
+CREATE FUNCTION audit_trail._disable(target regclass, caller oid) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cfg audit_trail.config;
+BEGIN
+    IF target IS NULL THEN
+        RAISE EXCEPTION 'target must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM audit_trail._check_owner(target, caller, 'disable');
+    DELETE FROM audit_trail.config WHERE relid = target RETURNING * INTO cfg;
+    -- Stray triggers go in any case; a table that was not audited records
+    -- no AUDIT_DISABLED event (NULL tells the caller so).
+    PERFORM audit_trail._remove_triggers(target);
+    PERFORM audit_trail._invalidate(target);
+    IF cfg.relid IS NULL THEN
+        RAISE NOTICE 'table % is not audited', target;
+        RETURN NULL;
+    END IF;
+    RETURN audit_trail._settings_json(cfg);
+END
+$$;
+
+CREATE VIEW audit_trail.tracked AS
+SELECT c.relid AS table_name,
+       audit_trail._effective_redact(c.relid, c.redact, c.redact_patterns) AS redact,
+       c.exclude,
+       coalesce(c.key_columns, audit_trail._key_columns(c.relid)) AS key_columns,
+       c.label_column,
+       c.actions,
+       c.enabled_at,
+       c.enabled_by
+FROM audit_trail.config c;
+COMMENT ON VIEW audit_trail.tracked IS 'Audited tables and their effective settings.';

@@ -1,0 +1,19 @@
+-- Who may call what. Functions are executable by PUBLIC by default; the
+-- internal ones (leading underscore) are not: enable/disable/log_event reach
+-- them as the owner after checking the caller.
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN
+        SELECT p.oid::regprocedure FROM pg_proc p
+        WHERE p.pronamespace = 'audit_trail'::regnamespace AND p.proname LIKE '\_%'
+    LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END
+$$;
+-- The capture and guard triggers run as any user who changes an audited table.
+GRANT EXECUTE ON FUNCTION audit_trail.capture() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION audit_trail._guard() TO PUBLIC;
+GRANT SELECT ON audit_trail.tracked TO PUBLIC;

@@ -1,0 +1,88 @@
+-- Time partitions of audit_trail.events: made ahead by enable() and
+-- maintain(), named events_pYYYYMMDD after their start (UTC), judged by
+-- their bounds, never by their names.
+
+-- Bounds of every time partition of events (live or archived), parsed from
+-- the partition bound expression.
+CREATE FUNCTION audit_trail._partition_bounds()
+RETURNS TABLE(partition regclass, range_start timestamptz, range_end timestamptz, archived boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT k.oid::regclass,
+           (regexp_match(pg_get_expr(k.relpartbound, k.oid), 'FROM \(''([^'']+)''\)'))[1]::timestamptz,
+           (regexp_match(pg_get_expr(k.relpartbound, k.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz,
+           false
+    FROM pg_inherits i
+    JOIN pg_class k ON k.oid = i.inhrelid
+    WHERE i.inhparent = 'audit_trail.events'::regclass
+      AND pg_get_expr(k.relpartbound, k.oid) <> 'DEFAULT';
+$$;
+
+CREATE FUNCTION audit_trail._period_start(ts timestamptz, kind text) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT date_trunc(kind, ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' $$;
+
+-- Makes the partition [range_start, range_end). Rows the default partition
+-- already holds for that range move into it first, so the attach succeeds.
+CREATE FUNCTION audit_trail._create_partition(range_start timestamptz, range_end timestamptz)
+RETURNS regclass
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    name text := 'events_p' || to_char(range_start AT TIME ZONE 'UTC', 'YYYYMMDD');
+    rel regclass;
+BEGIN
+    EXECUTE format('CREATE TABLE audit_trail.%I (LIKE audit_trail.events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name);
+    rel := format('audit_trail.%I', name)::regclass;
+    EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', rel);
+    LOCK TABLE audit_trail.events_default IN EXCLUSIVE MODE;
+    IF EXISTS (SELECT 1 FROM audit_trail.events_default
+               WHERE occurred_at >= range_start AND occurred_at < range_end) THEN
+        EXECUTE format('INSERT INTO %s SELECT * FROM audit_trail.events_default
+                        WHERE occurred_at >= $1 AND occurred_at < $2', rel)
+            USING range_start, range_end;
+        PERFORM audit_trail._trim_default(range_start, range_end);
+    END IF;
+    EXECUTE format('ALTER TABLE audit_trail.events ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)',
+                   rel, range_start, range_end);
+    EXECUTE format('CREATE TRIGGER audit_trail_guard_truncate BEFORE TRUNCATE ON %s
+                    FOR EACH STATEMENT EXECUTE FUNCTION audit_trail._guard()', rel);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER audit_trail_guard_truncate', rel);
+    RETURN rel;
+END
+$$;
+
+-- Keeps the current period and `premake` periods after it covered, starting
+-- where the last partition ends so a change of interval leaves no gap or
+-- overlap. Serialised by an advisory lock: two sessions never race.
+CREATE FUNCTION audit_trail._premake()
+RETURNS TABLE(action text, partition text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text := audit_trail._partition_interval_kind();
+    step interval := ('1 ' || kind)::interval;
+    ahead int := current_setting('audit_trail.premake')::int;
+    last_end timestamptz;
+    start_at timestamptz;
+    goal timestamptz;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('audit_trail.partitions'));
+    SELECT max(b.range_end) INTO last_end FROM audit_trail._partition_bounds() b;
+    start_at := audit_trail._period_start(now(), kind);
+    IF last_end IS NOT NULL AND last_end > start_at THEN
+        start_at := last_end;
+    END IF;
+    goal := audit_trail._period_start(now(), kind) + step * (ahead + 1);
+    WHILE start_at < goal LOOP
+        action := 'created';
+        partition := audit_trail._create_partition(
+            start_at, audit_trail._period_start(start_at + step, kind))::text;
+        RETURN NEXT;
+        start_at := audit_trail._period_start(start_at + step, kind);
+    END LOOP;
+END
+$$;

@@ -1,0 +1,69 @@
+-- pg_audit_trail: tables. CREATE EXTENSION has already made schema audit_trail
+-- (control file), and runs this file before any function is defined.
+
+CREATE SCHEMA audit_trail_archive;
+COMMENT ON SCHEMA audit_trail_archive IS
+  'Expired partitions of audit_trail.events, detached by retention (audit_trail.archive = on).';
+REVOKE ALL ON SCHEMA audit_trail_archive FROM PUBLIC;
+
+-- One sequence, no cache: ids increase in capture order across sessions, which
+-- newest-first paging (ORDER BY id DESC) relies on.
+CREATE SEQUENCE audit_trail.events_id_seq;
+
+CREATE TABLE audit_trail.events (
+    id           bigint      NOT NULL DEFAULT nextval('audit_trail.events_id_seq'),
+    occurred_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    txid         bigint      NOT NULL DEFAULT txid_current(),
+    action       text        NOT NULL,
+    entity_type  text,
+    entity_id    text,
+    entity_label text,
+    before       jsonb,
+    after        jsonb,
+    changed      text[],
+    details      jsonb,
+    actor        text        NOT NULL,
+    db_user      text        NOT NULL,
+    client_ip    inet,
+    user_agent   text,
+    service      text,
+    tenant       text,
+    request_id   text,
+    statement    text
+) PARTITION BY RANGE (occurred_at);
+ALTER SEQUENCE audit_trail.events_id_seq OWNED BY audit_trail.events.id;
+COMMENT ON TABLE audit_trail.events IS
+  'The audit trail: one row per changed row or application event. Append-only.';
+
+-- Takes whatever no time partition covers, so a write never fails for want
+-- of a partition; maintain() moves its rows out when it makes their partition.
+CREATE TABLE audit_trail.events_default PARTITION OF audit_trail.events DEFAULT;
+
+-- Newest-first listing and keyset paging.
+CREATE INDEX events_id_idx ON audit_trail.events (id);
+-- history(), entity filters and row_as_of().
+CREATE INDEX events_entity_idx ON audit_trail.events (entity_type, entity_id, id);
+
+-- Per-table settings written by enable(). Column lists are names; "columns"
+-- remembers each attnum's name at the last sync so RENAME COLUMN can be followed.
+CREATE TABLE audit_trail.config (
+    relid           regclass    PRIMARY KEY,
+    redact          text[]      NOT NULL DEFAULT '{}',
+    redact_patterns text[]      NOT NULL DEFAULT '{}',
+    exclude         text[]      NOT NULL DEFAULT '{}',
+    key_columns     text[],
+    label_column    text,
+    actions         text[]      NOT NULL,
+    columns         text[]      NOT NULL DEFAULT '{}',
+    enabled_at      timestamptz NOT NULL DEFAULT now(),
+    enabled_by      text        NOT NULL DEFAULT session_user
+);
+
+REVOKE ALL ON audit_trail.events, audit_trail.events_default, audit_trail.config,
+              audit_trail.events_id_seq FROM PUBLIC;
+
+-- pg_dump carries the data of these extension tables; time partitions are
+-- ordinary tables (made by maintain(), not by this script) and dumped as such.
+SELECT pg_catalog.pg_extension_config_dump('audit_trail.config', '');
+SELECT pg_catalog.pg_extension_config_dump('audit_trail.events_default', '');
+SELECT pg_catalog.pg_extension_config_dump('audit_trail.events_id_seq', '');

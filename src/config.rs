@@ -1,0 +1,155 @@
+//! The public entry points that need the caller's identity: enable(),
+//! disable() and log_event(). Each notes who called, then runs the SQL side
+//! (sql/config.sql) as the owner of the extension's tables, so that users
+//! need no privilege on audit_trail.config or audit_trail.events.
+
+use crate::settings;
+use crate::store::{self, Event};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::{JsonB, PgRelation};
+
+/// Runs `f` as the owner of audit_trail.events; the caller's identity is
+/// restored afterwards (and by PostgreSQL itself if `f` raises).
+fn as_log_owner<T>(f: impl FnOnce() -> T) -> T {
+    let owner = Spi::get_one::<pg_sys::Oid>("SELECT relowner FROM pg_catalog.pg_class WHERE oid = 'audit_trail.events'::regclass")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| error!("pg_audit_trail: audit_trail.events is missing"));
+    unsafe {
+        let mut user = pg_sys::InvalidOid;
+        let mut sec = 0;
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut sec);
+        pg_sys::SetUserIdAndSecContext(owner, sec | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
+        let r = f();
+        pg_sys::SetUserIdAndSecContext(user, sec);
+        r
+    }
+}
+
+fn target_oid(target: Option<PgRelation>) -> pg_sys::Oid {
+    match target {
+        Some(rel) => rel.oid(),
+        None => {
+            ereport!(PgLogLevel::ERROR, PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "target must not be NULL");
+            unreachable!()
+        }
+    }
+}
+
+fn caller() -> pg_sys::Oid {
+    unsafe { pg_sys::GetUserId() }
+}
+
+#[pg_extern(volatile)]
+fn enable(
+    target: Option<PgRelation>,
+    redact: default!(Vec<String>, "'{}'"),
+    exclude: default!(Vec<String>, "'{}'"),
+    key_columns: default!(Option<Vec<String>>, "NULL"),
+    label_column: default!(Option<String>, "NULL"),
+    actions: default!(Vec<String>, "'{INSERT,UPDATE,DELETE,TRUNCATE}'"),
+) {
+    let target = target_oid(target);
+    let who = caller();
+    let patterns = settings::redact_patterns();
+    let settings = as_log_owner(|| {
+        Spi::get_one_with_args::<JsonB>(
+            "SELECT audit_trail._enable($1::oid::regclass, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                target.into(),
+                redact.into(),
+                exclude.into(),
+                key_columns.into(),
+                label_column.into(),
+                actions.into(),
+                patterns.into(),
+                who.into(),
+            ],
+        )
+    });
+    let settings = settings.unwrap_or_else(|e| error!("{e}")).unwrap_or_else(|| error!("enable returned nothing"));
+    let table = settings.0.get("table").and_then(|t| t.as_str()).map(str::to_string);
+    config_event("AUDIT_ENABLED", table, settings);
+    // Time partitions ahead of the first events (a no-op when they exist).
+    as_log_owner(|| Spi::run("SELECT count(*) FROM audit_trail._premake()")).unwrap_or_else(|e| error!("{e}"));
+}
+
+#[pg_extern(volatile)]
+fn disable(target: Option<PgRelation>) {
+    let target = target_oid(target);
+    let who = caller();
+    let settings = as_log_owner(|| {
+        Spi::get_one_with_args::<JsonB>("SELECT audit_trail._disable($1::oid::regclass, $2)", &[target.into(), who.into()])
+    })
+    .unwrap_or_else(|e| error!("{e}"));
+    if let Some(settings) = settings {
+        let table = settings.0.get("table").and_then(|t| t.as_str()).map(str::to_string);
+        config_event("AUDIT_DISABLED", table, settings);
+    }
+}
+
+fn config_event(action: &str, table: Option<String>, settings: JsonB) {
+    let details = jsonb_datum(settings);
+    store::write_one(
+        action,
+        Some("audit_trail.config"),
+        Event { entity_id: table, entity_label: None, before: None, after: None, changed: None, details },
+    );
+}
+
+fn jsonb_datum(j: JsonB) -> Option<pg_sys::Datum> {
+    j.into_datum()
+}
+
+/// Application events must be named like identifiers, so that filters and
+/// exports never meet control characters or free text in `action`.
+fn valid_action(action: &str) -> bool {
+    let mut chars = action.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && action.len() <= 64
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
+}
+
+#[pg_extern(volatile)]
+fn log_event(
+    action: Option<&str>,
+    entity_type: default!(Option<&str>, "NULL"),
+    entity_id: default!(Option<&str>, "NULL"),
+    details: default!(Option<JsonB>, "NULL"),
+    entity_label: default!(Option<&str>, "NULL"),
+) -> i64 {
+    let action = action.unwrap_or("");
+    if !valid_action(action) {
+        ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid action \"{action}\""),
+            "An action starts with a letter, followed by up to 63 letters, digits, '_', '.', ':' or '-'."
+        );
+    }
+    write_event(action, entity_type, entity_id, details, entity_label)
+}
+
+/// log_event without the name check, for the extension's own events.
+#[pg_extern(volatile, name = "_write_event")]
+fn write_event(
+    action: &str,
+    entity_type: Option<&str>,
+    entity_id: Option<&str>,
+    details: Option<JsonB>,
+    entity_label: Option<&str>,
+) -> i64 {
+    store::write_one(
+        action,
+        entity_type,
+        Event {
+            entity_id: entity_id.map(str::to_string),
+            entity_label: entity_label.map(str::to_string),
+            before: None,
+            after: None,
+            changed: None,
+            details: details.and_then(jsonb_datum),
+        },
+    )
+}

@@ -1,0 +1,91 @@
+//! Who is acting: the context settings, falling back to what the server
+//! knows about the connection. Read once per statement, never per row.
+
+use crate::settings;
+use pgrx::pg_sys;
+use std::ffi::CStr;
+
+/// The "who, from where" columns of an event, as text ready for the store
+/// (`client_ip` is still text here; the store's plan casts it to inet).
+pub struct Context {
+    pub actor: String,
+    pub db_user: String,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub service: Option<String>,
+    pub tenant: Option<String>,
+    pub request_id: Option<String>,
+    pub statement: Option<String>,
+}
+
+impl Context {
+    pub fn current() -> Context {
+        let db_user = session_user();
+        let actor = settings::text(&settings::ACTOR).unwrap_or_else(|| {
+            if is_system_backend() {
+                "System".to_string()
+            } else {
+                db_user.clone()
+            }
+        });
+        Context {
+            actor,
+            client_ip: settings::text(&settings::CLIENT_IP).or_else(client_addr),
+            user_agent: settings::text(&settings::USER_AGENT),
+            service: settings::text(&settings::SERVICE).or_else(application_name),
+            tenant: settings::text(&settings::TENANT),
+            request_id: settings::text(&settings::REQUEST_ID),
+            statement: if settings::LOG_STATEMENT.get() { top_level_statement() } else { None },
+            db_user,
+        }
+    }
+}
+
+fn session_user() -> String {
+    unsafe {
+        let name = pg_sys::GetUserNameFromId(pg_sys::GetSessionUserId(), false);
+        CStr::from_ptr(name).to_string_lossy().into_owned()
+    }
+}
+
+/// Background workers, and pg_cron's jobs (which connect over libpq as
+/// ordinary backends named `pg_cron`), act as `System`.
+fn is_system_backend() -> bool {
+    unsafe {
+        if pg_sys::MyBackendType != pg_sys::BackendType::B_BACKEND {
+            return true;
+        }
+    }
+    application_name().as_deref() == Some("pg_cron")
+}
+
+fn application_name() -> Option<String> {
+    let raw = unsafe { pg_sys::application_name };
+    if raw.is_null() {
+        return None;
+    }
+    let s = unsafe { CStr::from_ptr(raw) }.to_string_lossy();
+    if s.is_empty() {
+        None
+    } else {
+        Some(s.into_owned())
+    }
+}
+
+/// `inet_client_addr()`: NULL over a Unix socket or in a background worker.
+fn client_addr() -> Option<String> {
+    unsafe {
+        let d = pgrx::direct_function_call_as_datum(pg_sys::inet_client_addr, &[])?;
+        let text = pgrx::direct_function_call_as_datum(pg_sys::inet_out, &[Some(d)])?;
+        Some(CStr::from_ptr(text.cast_mut_ptr()).to_string_lossy().into_owned())
+    }
+}
+
+fn top_level_statement() -> Option<String> {
+    let raw = unsafe { pg_sys::debug_query_string };
+    if raw.is_null() {
+        None
+    } else {
+        Some(unsafe { CStr::from_ptr(raw) }.to_string_lossy().into_owned())
+    }
+}

@@ -1,0 +1,33 @@
+//! Which columns an UPDATE changed: binary comparison of the datums, never
+//! of their JSON. Binary equality is what "changed" means for the trail: a
+//! numeric 1.0 → 1.00 renders differently, so it is a change; a value moved
+//! out of line by TOAST but equal in content is not.
+
+use crate::meta::Column;
+use pgrx::pg_sys;
+
+pub fn same(col: &Column, a: pg_sys::Datum, a_null: bool, b: pg_sys::Datum, b_null: bool) -> bool {
+    if a_null || b_null {
+        return a_null && b_null;
+    }
+    unsafe {
+        if col.typbyval {
+            a == b
+        } else if col.typlen > 0 {
+            let n = col.typlen as usize;
+            std::slice::from_raw_parts(a.cast_mut_ptr::<u8>(), n) == std::slice::from_raw_parts(b.cast_mut_ptr::<u8>(), n)
+        } else if col.typlen == -1 {
+            a == b || varlena_bytes(a) == varlena_bytes(b)
+        } else {
+            std::ffi::CStr::from_ptr(a.cast_mut_ptr()) == std::ffi::CStr::from_ptr(b.cast_mut_ptr())
+        }
+    }
+}
+
+/// The content of a varlena, detoasted and decompressed if need be.
+unsafe fn varlena_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
+    unsafe {
+        let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+        std::slice::from_raw_parts(pgrx::varlena::vardata_any(v) as *const u8, pgrx::varlena::varsize_any_exhdr(v))
+    }
+}

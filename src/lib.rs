@@ -1,0 +1,51 @@
+//! pg_audit_trail: a complete, trustworthy audit trail for PostgreSQL tables.
+//!
+//! The path of a change: capture (the trigger) → meta (cached per table) →
+//! context (who, once per statement) → diff → json → store. Around it:
+//! settings, config (enable/disable/log_event), protect (append-only).
+
+use pgrx::prelude::*;
+
+mod capture;
+mod config;
+mod context;
+mod diff;
+mod json;
+mod meta;
+mod protect;
+mod settings;
+mod store;
+
+::pgrx::pg_module_magic!();
+
+extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!("../sql/context.sql", name = "context");
+extension_sql_file!(
+    "../sql/config.sql",
+    name = "config",
+    requires = ["schema", meta::invalidate]
+);
+extension_sql_file!(
+    "../sql/partitions.sql",
+    name = "partitions",
+    requires = ["config", protect::trim_default, protect::_guard, settings::partition_interval_kind_sql]
+);
+extension_sql_file!("../sql/ddl.sql", name = "ddl", requires = ["config", config::write_event]);
+extension_sql_file!("../sql/protect.sql", name = "protect", requires = ["schema", protect::_guard]);
+extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    settings::init();
+    meta::init();
+}
+
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

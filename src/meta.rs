@@ -1,0 +1,176 @@
+//! Per-table metadata for the capture trigger: which columns are recorded and
+//! how, the entity key, the label, the entity name. Built once per backend
+//! and table from audit_trail.config and the catalog, and dropped when the
+//! table's relcache entry is invalidated (any ALTER TABLE, trigger change,
+//! rename, or an explicit `_invalidate` from enable/disable) so the hot path
+//! never looks anything up per row.
+
+use crate::json::Render;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::rc::Rc;
+
+/// One column of the trigger relation's row type.
+pub struct Column {
+    /// 0-based index into the tuple's values.
+    pub index: usize,
+    pub name: CString,
+    pub typid: pg_sys::Oid,
+    pub typlen: i16,
+    pub typbyval: bool,
+    pub render: Render,
+}
+
+pub struct TableMeta {
+    /// The audited table the events name (the partitioned root for a partition).
+    pub audited: pg_sys::Oid,
+    /// `format('%I.%I', schema, table)` of the audited table.
+    pub entity_type: String,
+    /// Recorded columns (not excluded, not dropped), in column order.
+    pub columns: Vec<Column>,
+    /// The entity key's columns; empty when the table has no key.
+    pub key: Vec<Column>,
+    pub label: Option<Column>,
+}
+
+thread_local! {
+    static CACHE: RefCell<HashMap<pg_sys::Oid, Option<Rc<TableMeta>>>> = RefCell::new(HashMap::new());
+}
+
+/// Metadata for the relation a trigger fired on; `None` when no audited table
+/// governs it any more (a partition detached from an audited table).
+pub fn get(rel: pg_sys::Relation) -> Option<Rc<TableMeta>> {
+    let relid = unsafe { (*rel).rd_id };
+    if let Some(hit) = CACHE.with(|c| c.borrow().get(&relid).cloned()) {
+        return hit;
+    }
+    let built = build(rel).map(Rc::new);
+    CACHE.with(|c| c.borrow_mut().insert(relid, built.clone()));
+    built
+}
+
+/// Relcache invalidation: forget the relation, and every partition governed
+/// by it (a rename of the parent changes their entity name too).
+#[pg_guard]
+unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if relid == pg_sys::InvalidOid {
+            c.clear();
+        } else {
+            c.retain(|k, v| *k != relid && v.as_ref().map_or(true, |m| m.audited != relid));
+        }
+    });
+}
+
+/// A renamed schema changes entity names without touching the tables.
+#[pg_guard]
+unsafe extern "C-unwind" fn on_namespace(_arg: pg_sys::Datum, _cacheid: i32, _hash: u32) {
+    CACHE.with(|c| c.borrow_mut().clear());
+}
+
+pub fn init() {
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache), pg_sys::Datum::from(0));
+        pg_sys::CacheRegisterSyscacheCallback(
+            pg_sys::SysCacheIdentifier::NAMESPACEOID as i32,
+            Some(on_namespace),
+            pg_sys::Datum::from(0),
+        );
+    }
+}
+
+/// Makes every backend rebuild the metadata of `target` and its partitions.
+#[pg_extern(name = "_invalidate")]
+fn invalidate(target: pg_sys::Oid) {
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(target) };
+}
+
+struct Settings {
+    audited: pg_sys::Oid,
+    entity_type: String,
+    redact: Vec<String>,
+    patterns: Vec<String>,
+    exclude: Vec<String>,
+    key_columns: Vec<String>,
+    label_column: Option<String>,
+}
+
+fn load_settings(relid: pg_sys::Oid) -> Option<Settings> {
+    Spi::connect(|client| {
+        let rows = client
+            .select(
+                "SELECT c.relid::oid, format('%I.%I', n.nspname, k.relname), c.redact, c.redact_patterns,
+                        c.exclude, coalesce(c.key_columns, audit_trail._key_columns(c.relid)), c.label_column
+                 FROM audit_trail.config c
+                 JOIN pg_catalog.pg_class k ON k.oid = c.relid
+                 JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace
+                 WHERE c.relid = audit_trail._audited_root($1::oid::regclass)",
+                Some(1),
+                &[relid.into()],
+            )
+            .ok()?;
+        let row = rows.first();
+        let audited: pg_sys::Oid = row.get(1).ok()??;
+        let list = |i: usize| -> Vec<String> {
+            row.get::<Vec<Option<String>>>(i).ok().flatten().unwrap_or_default().into_iter().flatten().collect()
+        };
+        Some(Settings {
+            audited,
+            entity_type: row.get(2).ok()??,
+            redact: list(3),
+            patterns: list(4),
+            exclude: list(5),
+            key_columns: list(6),
+            label_column: row.get(7).ok().flatten(),
+        })
+    })
+}
+
+fn build(rel: pg_sys::Relation) -> Option<TableMeta> {
+    let relid = unsafe { (*rel).rd_id };
+    let s = load_settings(relid)?;
+    let desc = unsafe { (*rel).rd_att };
+    let natts = unsafe { (*desc).natts } as usize;
+    let mut all = Vec::with_capacity(natts);
+    for i in 0..natts {
+        let att = unsafe { &*(*desc).attrs.as_ptr().add(i) };
+        if att.attisdropped {
+            continue;
+        }
+        let name = unsafe { std::ffi::CStr::from_ptr(att.attname.data.as_ptr()) }.to_owned();
+        let name_str = name.to_string_lossy().into_owned();
+        let lower = name_str.to_lowercase();
+        let redacted = s.redact.contains(&name_str) || s.patterns.iter().any(|p| lower.contains(p.as_str()));
+        let binary = unsafe { pg_sys::getBaseType(att.atttypid) } == pg_sys::BYTEAOID;
+        let render = if redacted {
+            Render::Redacted
+        } else if binary {
+            Render::Binary
+        } else {
+            Render::Value
+        };
+        all.push((
+            name_str,
+            Column { index: i, name, typid: att.atttypid, typlen: att.attlen, typbyval: att.attbyval, render },
+        ));
+    }
+    let pick = |wanted: &str| {
+        all.iter().find(|(n, _)| n == wanted).map(|(_, c)| Column {
+            index: c.index,
+            name: c.name.clone(),
+            typid: c.typid,
+            typlen: c.typlen,
+            typbyval: c.typbyval,
+            render: c.render,
+        })
+    };
+    let key: Vec<Column> = s.key_columns.iter().filter_map(|k| pick(k)).collect();
+    let label = s.label_column.as_deref().and_then(pick);
+    let key = if key.len() == s.key_columns.len() { key } else { Vec::new() };
+    let columns = all.into_iter().filter(|(n, _)| !s.exclude.contains(n)).map(|(_, c)| c).collect();
+    Some(TableMeta { audited: s.audited, entity_type: s.entity_type, columns, key, label })
+}

@@ -1,0 +1,57 @@
+//! The append-only guard on audit_trail.events and its partitions, and the
+//! one sanctioned way around it: retention trimming the default partition.
+
+use pgrx::prelude::*;
+use std::cell::Cell;
+
+thread_local! {
+    /// Set only while `_trim_default` runs its DELETE; not reachable from SQL.
+    static RETENTION_ACTIVE: Cell<bool> = const { Cell::new(false) };
+}
+
+#[derive(thiserror::Error, Debug)]
+pub enum GuardError {
+    #[error("guard fired in an unexpected way")]
+    Unexpected,
+}
+
+#[pg_trigger]
+fn _guard<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, GuardError> {
+    if RETENTION_ACTIVE.with(|r| r.get()) {
+        return Ok(trigger.old());
+    }
+    let op = trigger.op().map(|o| o.to_string()).unwrap_or_else(|_| "change".into());
+    let table = trigger.relation().map(|r| r.name().to_string()).unwrap_or_default();
+    ereport!(
+        PgLogLevel::ERROR,
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!("audit_trail.{table} is append-only: {op} is not allowed"),
+        "Events are removed only by audit_trail.apply_retention() and audit_trail.maintain()."
+    );
+    #[allow(unreachable_code)]
+    Err(GuardError::Unexpected)
+}
+
+/// Deletes the default partition's events in [from, until): the rows
+/// maintain() moves into a new partition, or that retention expires.
+#[pg_extern(volatile, name = "_trim_default")]
+fn trim_default(from: Option<pgrx::datum::TimestampWithTimeZone>, until: pgrx::datum::TimestampWithTimeZone) -> i64 {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            RETENTION_ACTIVE.with(|r| r.set(false));
+        }
+    }
+    RETENTION_ACTIVE.with(|r| r.set(true));
+    let _reset = Reset;
+    Spi::connect_mut(|client| {
+        client
+            .update(
+                "DELETE FROM audit_trail.events_default WHERE ($1 IS NULL OR occurred_at >= $1) AND occurred_at < $2",
+                None,
+                &[from.into(), until.into()],
+            )
+            .map(|t| t.len() as i64)
+    })
+    .unwrap_or_else(|e| error!("{e}"))
+}

@@ -1,0 +1,298 @@
+//! The one write path into audit_trail.events.
+//!
+//! Events are inserted by kept SPI plans of 64, 8 and 1 rows, so a bulk
+//! statement pays for planning once per backend and for executor start-up
+//! once per 64 events. The statement-wide columns (when, who, from where)
+//! are parameters shared by every row of a plan.
+//!
+//! Writing needs no privilege on the log: the insert alone runs as the owner
+//! of audit_trail.events, in a security-restricted operation. Everything
+//! that may run user code (output functions, to_jsonb of user types) runs
+//! before, as the caller.
+
+use crate::context::Context;
+use pgrx::pg_sys::{self, Datum};
+use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::CString;
+
+const SHARED: usize = 12;
+const PER_ROW: usize = 6;
+const BATCHES: [usize; 3] = [64, 8, 1];
+
+/// One row of the log, apart from the statement-wide columns.
+pub struct Event {
+    pub entity_id: Option<String>,
+    pub entity_label: Option<String>,
+    pub before: Option<Datum>,
+    pub after: Option<Datum>,
+    pub changed: Option<Vec<CString>>,
+    pub details: Option<Datum>,
+}
+
+thread_local! {
+    static PLANS: RefCell<HashMap<usize, usize>> = RefCell::new(HashMap::new());
+    static OWNER: RefCell<Option<pg_sys::Oid>> = const { RefCell::new(None) };
+}
+
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO audit_trail.events (occurred_at, txid, action, entity_type, actor, db_user, client_ip, \
+         user_agent, service, tenant, request_id, statement, entity_id, entity_label, before, after, changed, details) VALUES ",
+    );
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for i in 1..=SHARED {
+            sql.push_str(&format!("${i}, "));
+        }
+        let base = SHARED + r * PER_ROW;
+        let own: Vec<String> = (1..=PER_ROW).map(|i| format!("${}", base + i)).collect();
+        sql.push_str(&own.join(", "));
+        sql.push(')');
+    }
+    if rows == 1 {
+        sql.push_str(" RETURNING id");
+    }
+    sql
+}
+
+fn param_types(rows: usize) -> Vec<pg_sys::Oid> {
+    let mut t = vec![
+        pg_sys::TIMESTAMPTZOID,
+        pg_sys::INT8OID,
+        pg_sys::TEXTOID,
+        pg_sys::TEXTOID,
+        pg_sys::TEXTOID,
+        pg_sys::TEXTOID,
+        pg_sys::INETOID,
+        pg_sys::TEXTOID,
+        pg_sys::TEXTOID,
+        pg_sys::TEXTOID,
+        pg_sys::TEXTOID,
+        pg_sys::TEXTOID,
+    ];
+    for _ in 0..rows {
+        t.extend([pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::JSONBOID, pg_sys::JSONBOID, pg_sys::TEXTARRAYOID, pg_sys::JSONBOID]);
+    }
+    t
+}
+
+/// The kept plan for `rows` events; must be called inside an SPI connection.
+fn plan(rows: usize) -> pg_sys::SPIPlanPtr {
+    if let Some(p) = PLANS.with(|p| p.borrow().get(&rows).copied()) {
+        return p as pg_sys::SPIPlanPtr;
+    }
+    let sql = CString::new(insert_sql(rows)).unwrap();
+    let mut types = param_types(rows);
+    unsafe {
+        let p = pg_sys::SPI_prepare(sql.as_ptr(), types.len() as i32, types.as_mut_ptr());
+        if p.is_null() {
+            error!("pg_audit_trail: could not prepare the event insert: SPI error {}", { pg_sys::SPI_result });
+        }
+        pg_sys::SPI_keepplan(p);
+        PLANS.with(|m| m.borrow_mut().insert(rows, p as usize));
+        p
+    }
+}
+
+/// The owner of audit_trail.events, who alone may write to it.
+fn log_owner() -> pg_sys::Oid {
+    if let Some(o) = OWNER.with(|o| *o.borrow()) {
+        return o;
+    }
+    let o = Spi::get_one::<pg_sys::Oid>("SELECT relowner FROM pg_catalog.pg_class WHERE oid = 'audit_trail.events'::regclass")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| error!("pg_audit_trail: audit_trail.events is missing"));
+    OWNER.with(|x| *x.borrow_mut() = Some(o));
+    o
+}
+
+fn text_datum(s: &str) -> Datum {
+    unsafe { Datum::from(pg_sys::cstring_to_text_with_len(s.as_ptr() as *const _, s.len() as i32)) }
+}
+
+fn opt_text(s: &Option<String>) -> (Datum, bool) {
+    match s {
+        Some(s) => (text_datum(s), false),
+        None => (Datum::from(0), true),
+    }
+}
+
+fn opt_datum(d: Option<Datum>) -> (Datum, bool) {
+    match d {
+        Some(d) => (d, false),
+        None => (Datum::from(0), true),
+    }
+}
+
+fn text_array(names: &[CString]) -> Datum {
+    unsafe {
+        let mut elems: Vec<Datum> = names
+            .iter()
+            .map(|n| Datum::from(pg_sys::cstring_to_text_with_len(n.as_ptr(), n.as_bytes().len() as i32)))
+            .collect();
+        Datum::from(pg_sys::construct_array(
+            elems.as_mut_ptr(),
+            elems.len() as i32,
+            pg_sys::TEXTOID,
+            -1,
+            false,
+            pg_sys::TYPALIGN_INT as std::ffi::c_char,
+        ))
+    }
+}
+
+/// Collects the events of one statement (or one application event) and
+/// writes them in batches.
+pub struct Writer {
+    shared: [(Datum, bool); SHARED],
+    pending: Vec<Event>,
+    /// Per-batch memory: the events' datums live here until they are written.
+    pub cxt: pg_sys::MemoryContext,
+}
+
+impl Writer {
+    pub fn new(ctx: &Context, action: &str, entity_type: Option<&str>) -> Writer {
+        let client_ip = match &ctx.client_ip {
+            Some(ip) => {
+                let c = CString::new(ip.as_str()).unwrap_or_default();
+                let d = unsafe { pgrx::direct_function_call_as_datum(pg_sys::inet_in, &[Some(Datum::from(c.as_ptr()))]) };
+                (d.unwrap_or(Datum::from(0)), d.is_none())
+            }
+            None => (Datum::from(0), true),
+        };
+        let txid = unsafe { pg_sys::GetTopFullTransactionId() }.value as i64;
+        let shared = [
+            (Datum::from(unsafe { pg_sys::GetCurrentTimestamp() }), false),
+            (Datum::from(txid), false),
+            (text_datum(action), false),
+            opt_text(&entity_type.map(str::to_string)),
+            (text_datum(&ctx.actor), false),
+            (text_datum(&ctx.db_user), false),
+            client_ip,
+            opt_text(&ctx.user_agent),
+            opt_text(&ctx.service),
+            opt_text(&ctx.tenant),
+            opt_text(&ctx.request_id),
+            opt_text(&ctx.statement),
+        ];
+        let cxt = unsafe {
+            pg_sys::AllocSetContextCreateInternal(
+                pg_sys::CurrentMemoryContext,
+                c"pg_audit_trail events".as_ptr(),
+                pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
+                pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
+                pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
+            )
+        };
+        Writer { shared, pending: Vec::with_capacity(BATCHES[0]), cxt }
+    }
+
+    /// Runs `f` with the batch memory context current, so whatever it
+    /// allocates lives until the next write.
+    pub fn in_batch_cxt<T>(&self, f: impl FnOnce() -> T) -> T {
+        unsafe {
+            let old = pg_sys::MemoryContextSwitchTo(self.cxt);
+            let r = f();
+            pg_sys::MemoryContextSwitchTo(old);
+            r
+        }
+    }
+
+    pub fn push(&mut self, e: Event) {
+        self.pending.push(e);
+        if self.pending.len() >= BATCHES[0] {
+            self.flush();
+        }
+    }
+
+    /// Writes what is pending; returns the id of the last event written by a
+    /// one-row plan (the only one with RETURNING).
+    fn flush(&mut self) -> Option<i64> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let events = std::mem::take(&mut self.pending);
+        let mut last_id = None;
+        unsafe {
+            let old = pg_sys::MemoryContextSwitchTo(self.cxt);
+            // Parameters are built before the user switch: the conversions
+            // are ours, but nothing of the caller's must run as the owner.
+            let mut rows: Vec<[(Datum, bool); PER_ROW]> = events
+                .iter()
+                .map(|e| {
+                    [
+                        opt_text(&e.entity_id),
+                        opt_text(&e.entity_label),
+                        opt_datum(e.before),
+                        opt_datum(e.after),
+                        opt_datum(e.changed.as_ref().map(|c| text_array(c))),
+                        opt_datum(e.details),
+                    ]
+                })
+                .collect();
+            pg_sys::MemoryContextSwitchTo(old);
+
+            let mut saved_user = pg_sys::InvalidOid;
+            let mut saved_sec = 0;
+            pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_sec);
+            if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
+                error!("pg_audit_trail: SPI_connect failed");
+            }
+            let owner = log_owner();
+            let mut done = 0;
+            while done < rows.len() {
+                let n = *BATCHES.iter().find(|b| **b <= rows.len() - done).unwrap();
+                let p = plan(n);
+                let mut values = Vec::with_capacity(SHARED + n * PER_ROW);
+                let mut nulls = Vec::with_capacity(SHARED + n * PER_ROW);
+                for (d, isnull) in self.shared.iter().copied().chain(rows[done..done + n].iter_mut().flat_map(|r| r.iter().copied())) {
+                    values.push(d);
+                    nulls.push(if isnull { b'n' as std::ffi::c_char } else { b' ' as std::ffi::c_char });
+                }
+                pg_sys::SetUserIdAndSecContext(
+                    owner,
+                    saved_sec | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+                );
+                let rc = pg_sys::SPI_execute_plan(p, values.as_mut_ptr(), nulls.as_ptr(), false, 0);
+                pg_sys::SetUserIdAndSecContext(saved_user, saved_sec);
+                if rc != pg_sys::SPI_OK_INSERT as i32 && rc != pg_sys::SPI_OK_INSERT_RETURNING as i32 {
+                    error!("pg_audit_trail: writing {n} events failed: SPI error {rc}");
+                }
+                if n == 1 && pg_sys::SPI_processed == 1 {
+                    let tt = pg_sys::SPI_tuptable;
+                    let mut isnull = false;
+                    let d = pg_sys::SPI_getbinval(*(*tt).vals, (*tt).tupdesc, 1, &mut isnull);
+                    last_id = Some(d.value() as i64);
+                }
+                done += n;
+            }
+            pg_sys::SPI_finish();
+            drop(rows);
+            drop(events);
+            pg_sys::MemoryContextReset(self.cxt);
+        }
+        last_id
+    }
+
+    /// Writes the rest; returns the last id (meaningful for a single event).
+    pub fn finish(mut self) -> Option<i64> {
+        let id = self.flush();
+        unsafe { pg_sys::MemoryContextDelete(self.cxt) };
+        id
+    }
+}
+
+/// Writes one event outside any trigger (application events, enable/disable,
+/// maintenance) and returns its id.
+pub fn write_one(action: &str, entity_type: Option<&str>, event: Event) -> i64 {
+    let ctx = Context::current();
+    let mut w = Writer::new(&ctx, action, entity_type);
+    w.pending.push(event);
+    w.finish().unwrap_or_else(|| error!("pg_audit_trail: the event was not written"))
+}
