@@ -195,7 +195,8 @@ BEGIN
 
     cols := audit_trail._columns(target);
     FOREACH col IN ARRAY coalesce(redact, '{}') || coalesce(exclude, '{}')
-                         || coalesce(key_columns, '{}') || coalesce(ARRAY[label_column], '{}') LOOP
+                         || coalesce(key_columns, '{}')
+                         || CASE WHEN label_column IS NULL THEN '{}'::text[] ELSE ARRAY[label_column] END LOOP
         IF col IS NULL OR NOT col = ANY (cols) THEN
             RAISE EXCEPTION 'column "%" of table % does not exist', col, target
                 USING ERRCODE = 'undefined_column';

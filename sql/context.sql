@@ -15,6 +15,10 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF local AND NOT audit_trail._in_transaction_block() THEN
+        RAISE WARNING 'audit_trail.set_context(local => true) outside a transaction block lasts only for this statement'
+            USING HINT = 'Call it after BEGIN, or pass local => false for the session.';
+    END IF;
     -- A NULL argument leaves that value as it is; clear_context() empties all.
     -- client_ip is validated by its type: a malformed address fails here.
     IF actor IS NOT NULL THEN PERFORM set_config('audit_trail.actor', actor, local); END IF;

@@ -47,7 +47,7 @@ BEGIN
                 new_name := now_cols[i];
                 -- A rename: same attnum, new name, and the old name gone.
                 IF old_name IS NOT NULL AND new_name IS NOT NULL AND old_name <> new_name
-                   AND NOT old_name = ANY (now_cols) THEN
+                   AND array_position(now_cols, old_name) IS NULL THEN
                     cfg.redact := array_replace(cfg.redact, old_name, new_name);
                     cfg.exclude := array_replace(cfg.exclude, old_name, new_name);
                     cfg.key_columns := array_replace(cfg.key_columns, old_name, new_name);

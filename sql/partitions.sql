@@ -19,9 +19,16 @@ AS $$
       AND pg_get_expr(k.relpartbound, k.oid) <> 'DEFAULT';
 $$;
 
+-- Periods are laid out in UTC whatever the session's time zone, so every
+-- session computes the same bounds.
 CREATE FUNCTION audit_trail._period_start(ts timestamptz, kind text) RETURNS timestamptz
 LANGUAGE sql IMMUTABLE
 AS $$ SELECT date_trunc(kind, ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' $$;
+
+-- The start of the period after the one containing ts, plus n-1 more.
+CREATE FUNCTION audit_trail._period_after(ts timestamptz, kind text, n int DEFAULT 1) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT date_trunc(kind, (ts AT TIME ZONE 'UTC') + n * ('1 ' || kind)::interval) AT TIME ZONE 'UTC' $$;
 
 -- Makes the partition [range_start, range_end). Rows the default partition
 -- already holds for that range move into it first, so the attach succeeds.
@@ -47,9 +54,7 @@ BEGIN
     END IF;
     EXECUTE format('ALTER TABLE audit_trail.events ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)',
                    rel, range_start, range_end);
-    EXECUTE format('CREATE TRIGGER audit_trail_guard_truncate BEFORE TRUNCATE ON %s
-                    FOR EACH STATEMENT EXECUTE FUNCTION audit_trail._guard()', rel);
-    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER audit_trail_guard_truncate', rel);
+    PERFORM audit_trail._guard_table(rel);
     RETURN rel;
 END
 $$;
@@ -64,7 +69,6 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     kind text := audit_trail._partition_interval_kind();
-    step interval := ('1 ' || kind)::interval;
     ahead int := current_setting('audit_trail.premake')::int;
     last_end timestamptz;
     start_at timestamptz;
@@ -76,13 +80,12 @@ BEGIN
     IF last_end IS NOT NULL AND last_end > start_at THEN
         start_at := last_end;
     END IF;
-    goal := audit_trail._period_start(now(), kind) + step * (ahead + 1);
+    goal := audit_trail._period_after(now(), kind, ahead + 1);
     WHILE start_at < goal LOOP
         action := 'created';
-        partition := audit_trail._create_partition(
-            start_at, audit_trail._period_start(start_at + step, kind))::text;
+        partition := audit_trail._create_partition(start_at, audit_trail._period_after(start_at, kind))::text;
         RETURN NEXT;
-        start_at := audit_trail._period_start(start_at + step, kind);
+        start_at := audit_trail._period_after(start_at, kind);
     END LOOP;
 END
 $$;

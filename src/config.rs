@@ -4,28 +4,10 @@
 //! need no privilege on audit_trail.config or audit_trail.events.
 
 use crate::settings;
-use crate::store::{self, Event};
+use crate::store::{self, as_log_owner, Event};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgRelation};
-
-/// Runs `f` as the owner of audit_trail.events; the caller's identity is
-/// restored afterwards (and by PostgreSQL itself if `f` raises).
-fn as_log_owner<T>(f: impl FnOnce() -> T) -> T {
-    let owner = Spi::get_one::<pg_sys::Oid>("SELECT relowner FROM pg_catalog.pg_class WHERE oid = 'audit_trail.events'::regclass")
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| error!("pg_audit_trail: audit_trail.events is missing"));
-    unsafe {
-        let mut user = pg_sys::InvalidOid;
-        let mut sec = 0;
-        pg_sys::GetUserIdAndSecContext(&mut user, &mut sec);
-        pg_sys::SetUserIdAndSecContext(owner, sec | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
-        let r = f();
-        pg_sys::SetUserIdAndSecContext(user, sec);
-        r
-    }
-}
 
 fn target_oid(target: Option<PgRelation>) -> pg_sys::Oid {
     match target {
@@ -119,7 +101,10 @@ fn log_event(
     details: default!(Option<JsonB>, "NULL"),
     entity_label: default!(Option<&str>, "NULL"),
 ) -> i64 {
-    let action = action.unwrap_or("");
+    let Some(action) = action else {
+        ereport!(PgLogLevel::ERROR, PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "action must not be NULL");
+        unreachable!()
+    };
     if !valid_action(action) {
         ereport!(
             PgLogLevel::ERROR,

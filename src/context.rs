@@ -89,3 +89,9 @@ fn top_level_statement() -> Option<String> {
         Some(unsafe { CStr::from_ptr(raw) }.to_string_lossy().into_owned())
     }
 }
+
+/// Whether we are inside BEGIN ... COMMIT, where a local context lasts.
+#[pgrx::pg_extern(volatile, name = "_in_transaction_block")]
+fn in_transaction_block() -> bool {
+    unsafe { pg_sys::IsTransactionBlock() }
+}

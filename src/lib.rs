@@ -19,7 +19,7 @@ mod store;
 ::pgrx::pg_module_magic!();
 
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
-extension_sql_file!("../sql/context.sql", name = "context");
+extension_sql_file!("../sql/context.sql", name = "context", requires = [context::in_transaction_block]);
 extension_sql_file!(
     "../sql/config.sql",
     name = "config",
@@ -28,7 +28,7 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/partitions.sql",
     name = "partitions",
-    requires = ["config", protect::trim_default, protect::_guard, settings::partition_interval_kind_sql]
+    requires = ["config", "protect", protect::trim_default, settings::partition_interval_kind_sql]
 );
 extension_sql_file!("../sql/ddl.sql", name = "ddl", requires = ["config", config::write_event]);
 extension_sql_file!("../sql/protect.sql", name = "protect", requires = ["schema", protect::_guard]);

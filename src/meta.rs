@@ -99,8 +99,10 @@ struct Settings {
     label_column: Option<String>,
 }
 
+/// The settings come from audit_trail.config, which the user changing the
+/// table may not read: the lookup runs as the log's owner.
 fn load_settings(relid: pg_sys::Oid) -> Option<Settings> {
-    Spi::connect(|client| {
+    crate::store::as_log_owner(|| Spi::connect(|client| {
         let rows = client
             .select(
                 "SELECT c.relid::oid, format('%I.%I', n.nspname, k.relname), c.redact, c.redact_patterns,
@@ -127,7 +129,7 @@ fn load_settings(relid: pg_sys::Oid) -> Option<Settings> {
             key_columns: list(6),
             label_column: row.get(7).ok().flatten(),
         })
-    })
+    }))
 }
 
 fn build(rel: pg_sys::Relation) -> Option<TableMeta> {

@@ -112,6 +112,22 @@ fn log_owner() -> pg_sys::Oid {
     o
 }
 
+/// Runs `f` as the owner of audit_trail.events, for work on the extension's
+/// own tables that the caller has no privilege for. The caller's identity is
+/// restored afterwards, and by PostgreSQL itself if `f` raises.
+pub fn as_log_owner<T>(f: impl FnOnce() -> T) -> T {
+    let owner = log_owner();
+    unsafe {
+        let mut user = pg_sys::InvalidOid;
+        let mut sec = 0;
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut sec);
+        pg_sys::SetUserIdAndSecContext(owner, sec | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
+        let r = f();
+        pg_sys::SetUserIdAndSecContext(user, sec);
+        r
+    }
+}
+
 fn text_datum(s: &str) -> Datum {
     unsafe { Datum::from(pg_sys::cstring_to_text_with_len(s.as_ptr() as *const _, s.len() as i32)) }
 }

@@ -1,0 +1,31 @@
+# pg_audit_trail — the commands the README documents.
+.PHONY: setup install test test-unit test-sql test-integration demo demo-stop clean
+
+setup:
+	bash scripts/setup
+
+install: setup
+	bash scripts/install
+
+# Everything the project tests, from a clean clone.
+test:
+	bash scripts/test
+
+test-unit:
+	bash scripts/test unit
+
+test-sql:
+	bash scripts/test sql
+
+test-integration:
+	bash scripts/test integration
+
+demo:
+	bash scripts/demo
+
+demo-stop:
+	bash scripts/demo stop
+
+clean:
+	bash scripts/demo stop || true
+	rm -rf build target

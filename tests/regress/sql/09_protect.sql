@@ -1,0 +1,51 @@
+-- The log is append-only and closed by default.
+CREATE EXTENSION IF NOT EXISTS pg_audit_trail;
+CREATE TABLE vault (id int PRIMARY KEY, v text);
+SELECT audit_trail.enable('vault');
+INSERT INTO vault VALUES (1, 'a');
+-- Not even a superuser owner may edit or erase.
+UPDATE audit_trail.events SET actor = 'nobody';
+DELETE FROM audit_trail.events;
+TRUNCATE audit_trail.events;
+UPDATE audit_trail.events_default SET actor = 'nobody';
+DELETE FROM audit_trail.events_default;
+TRUNCATE audit_trail.events_default;
+SELECT format('UPDATE %s SET actor = %L', partition, 'nobody') AS sql FROM audit_trail._partition_bounds() ORDER BY range_start LIMIT 1 \gset
+:sql;
+SELECT format('TRUNCATE %s', partition) AS sql FROM audit_trail._partition_bounds() ORDER BY range_start LIMIT 1 \gset
+:sql;
+-- Nor switch the guards or the capture off.
+ALTER TABLE audit_trail.events DISABLE TRIGGER audit_trail_guard_row;
+ALTER TABLE vault DISABLE TRIGGER audit_trail_insert;
+ALTER TABLE vault DISABLE TRIGGER ALL;
+-- session_replication_role = replica does not bypass them.
+SET session_replication_role = replica;
+INSERT INTO vault VALUES (2, 'b');
+DELETE FROM audit_trail.events;
+RESET session_replication_role;
+SELECT action, entity_id FROM audit_trail.events WHERE entity_type = 'public.vault' ORDER BY id;
+
+-- Nothing is granted to PUBLIC.
+CREATE ROLE outsider;
+GRANT ALL ON vault TO outsider;
+SET ROLE outsider;
+SELECT count(*) FROM audit_trail.events;
+SELECT count(*) FROM audit_trail.config;
+INSERT INTO audit_trail.events (action, actor, db_user) VALUES ('FORGED', 'x', 'y');
+SELECT audit_trail._write_event('FORGED', NULL, NULL, NULL, NULL);
+SELECT audit_trail._trim_default(NULL, now());
+-- ...yet an outsider's changes are recorded, and application events too.
+INSERT INTO vault VALUES (3, 'c');
+SELECT audit_trail.log_event('OUTSIDER_LOGIN') > 0 AS logged;
+RESET ROLE;
+SELECT action, entity_id FROM audit_trail.events
+WHERE (entity_type = 'public.vault' AND entity_id = '3') OR action = 'OUTSIDER_LOGIN' ORDER BY id;
+-- Readers need SELECT, granted by the DBA.
+GRANT SELECT ON audit_trail.events TO outsider;
+SET ROLE outsider;
+SELECT count(*) > 0 AS can_read FROM audit_trail.events;
+DELETE FROM audit_trail.events;
+RESET ROLE;
+REVOKE ALL ON audit_trail.events FROM outsider;
+REVOKE ALL ON vault FROM outsider;
+DROP ROLE outsider;
