@@ -1,14 +1,49 @@
 -- Keeping auditing right through DDL.
 
+CREATE FUNCTION audit_trail._attached_partitions(pg_ddl_command) RETURNS oid[]
+LANGUAGE c STRICT
+AS 'MODULE_PATHNAME', 'audit_trail_attached_partitions';
+
 -- After CREATE/ALTER TABLE: new or attached partitions of an audited table get
 -- the capture triggers; RENAME COLUMN is followed in the table's settings; a
 -- capture or guard trigger may not be disabled.
+-- The event trigger proper: it runs with the search_path of the DDL it
+-- follows, because the name in ATTACH PARTITION must resolve as it did there.
+-- So it does nothing else, and writes every name out in full; the work is
+-- done by _after_ddl, whose search_path is pinned.
 CREATE FUNCTION audit_trail._on_ddl_end() RETURNS event_trigger
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    rels oid[];
+    tags text[];
+    attached oid[];
+BEGIN
+    SELECT pg_catalog.array_agg(d.objid), pg_catalog.array_agg(d.command_tag)
+      INTO rels, tags
+      FROM pg_catalog.pg_event_trigger_ddl_commands() d
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass;
+    SELECT pg_catalog.array_agg(a)
+      INTO attached
+      FROM pg_catalog.pg_event_trigger_ddl_commands() d,
+           pg_catalog.unnest(audit_trail._attached_partitions(d.command)) a;
+    PERFORM audit_trail._after_ddl(rels, tags, attached);
+END
+$$;
+
+-- After CREATE/ALTER TABLE: new or attached partitions of an audited table get
+-- the capture triggers; RENAME COLUMN is followed in the table's settings; a
+-- capture or guard trigger may not be disabled. Nothing else: a pg_dump
+-- replay runs ALTER TABLE on audited tables after their settings are restored
+-- and before their dumped triggers are, so creating triggers on any ALTER
+-- TABLE would make the dump's own CREATE TRIGGER fail.
+CREATE FUNCTION audit_trail._after_ddl(rels oid[], tags text[], attached oid[]) RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    c record;
     rel regclass;
     root regclass;
     cfg audit_trail.config;
@@ -18,49 +53,57 @@ DECLARE
     new_name text;
     bad record;
 BEGIN
-    FOR rel IN
-        SELECT DISTINCT c.objid::regclass
-        FROM pg_event_trigger_ddl_commands() c
-        WHERE c.classid = 'pg_class'::regclass
-          AND c.command_tag IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO')
-          AND EXISTS (SELECT 1 FROM pg_class k WHERE k.oid = c.objid AND k.relkind IN ('r', 'p'))
+    FOR c IN
+        SELECT DISTINCT r.rel::regclass AS rel, r.tag
+        FROM unnest(rels, tags) AS r(rel, tag)
+        WHERE EXISTS (SELECT 1 FROM pg_class k WHERE k.oid = r.rel AND k.relkind IN ('r', 'p'))
     LOOP
         SELECT t.tgrelid::regclass AS rel, t.tgname INTO bad
         FROM pg_trigger t
-        WHERE t.tgrelid = rel AND t.tgenabled = 'D'
-          AND (t.tgname = ANY (audit_trail._trigger_names()) OR t.tgname LIKE 'audit_trail_guard%');
+        WHERE t.tgrelid = c.rel AND t.tgenabled = 'D'
+          AND (t.tgname = ANY (audit_trail._trigger_names()) OR t.tgname LIKE 'audit\_trail\_guard%');
         IF FOUND THEN
             RAISE EXCEPTION 'trigger % on % belongs to pg_audit_trail and cannot be disabled', bad.tgname, bad.rel
                 USING ERRCODE = 'insufficient_privilege',
                       HINT = 'Use audit_trail.disable() to stop auditing a table.';
         END IF;
 
-        root := audit_trail._audited_root(rel);
-        CONTINUE WHEN root IS NULL;
-        SELECT * INTO cfg FROM audit_trail.config WHERE relid = root;
-        PERFORM audit_trail._install_triggers(root, cfg.actions);
-
-        now_cols := audit_trail._columns_by_attnum(root);
-        IF now_cols IS DISTINCT FROM cfg.columns THEN
-            FOR i IN 1 .. least(cardinality(now_cols), cardinality(cfg.columns)) LOOP
-                old_name := cfg.columns[i];
-                new_name := now_cols[i];
-                -- A rename: same attnum, new name, and the old name gone.
-                IF old_name IS NOT NULL AND new_name IS NOT NULL AND old_name <> new_name
-                   AND array_position(now_cols, old_name) IS NULL THEN
-                    cfg.redact := array_replace(cfg.redact, old_name, new_name);
-                    cfg.exclude := array_replace(cfg.exclude, old_name, new_name);
-                    cfg.key_columns := array_replace(cfg.key_columns, old_name, new_name);
-                    IF cfg.label_column = old_name THEN
-                        cfg.label_column := new_name;
-                    END IF;
+        -- RENAME COLUMN: same attnum, new name, and the old name gone.
+        CONTINUE WHEN c.tag <> 'ALTER TABLE';
+        SELECT * INTO cfg FROM audit_trail.config WHERE relid = c.rel;
+        CONTINUE WHEN NOT FOUND;
+        now_cols := audit_trail._columns_by_attnum(cfg.relid);
+        CONTINUE WHEN now_cols IS NOT DISTINCT FROM cfg.columns;
+        FOR i IN 1 .. least(cardinality(now_cols), cardinality(cfg.columns)) LOOP
+            old_name := cfg.columns[i];
+            new_name := now_cols[i];
+            IF old_name IS NOT NULL AND new_name IS NOT NULL AND old_name <> new_name
+               AND array_position(now_cols, old_name) IS NULL THEN
+                cfg.redact := array_replace(cfg.redact, old_name, new_name);
+                cfg.exclude := array_replace(cfg.exclude, old_name, new_name);
+                cfg.key_columns := array_replace(cfg.key_columns, old_name, new_name);
+                IF cfg.label_column = old_name THEN
+                    cfg.label_column := new_name;
                 END IF;
-            END LOOP;
-            UPDATE audit_trail.config
-            SET redact = cfg.redact, exclude = cfg.exclude, key_columns = cfg.key_columns,
-                label_column = cfg.label_column, columns = now_cols
-            WHERE relid = root;
-            PERFORM audit_trail._invalidate(root);
+            END IF;
+        END LOOP;
+        UPDATE audit_trail.config
+        SET redact = cfg.redact, exclude = cfg.exclude, key_columns = cfg.key_columns,
+            label_column = cfg.label_column, columns = now_cols
+        WHERE relid = cfg.relid;
+        PERFORM audit_trail._invalidate(cfg.relid);
+    END LOOP;
+
+    -- A partition created in, or attached to, an audited table is audited
+    -- with it from its first row.
+    FOR rel IN
+        SELECT r.rel FROM unnest(rels, tags) AS r(rel, tag) WHERE r.tag = 'CREATE TABLE'
+        UNION
+        SELECT unnest(attached)
+    LOOP
+        root := audit_trail._audited_root(rel);
+        IF root IS NOT NULL AND root <> rel THEN
+            PERFORM audit_trail._install_triggers(rel, (SELECT actions FROM audit_trail.config WHERE relid = root));
         END IF;
     END LOOP;
 END

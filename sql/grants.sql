@@ -20,3 +20,7 @@ GRANT EXECUTE ON FUNCTION audit_trail._guard() TO PUBLIC;
 GRANT SELECT ON audit_trail.tracked TO PUBLIC;
 -- set_context() runs as its caller and asks this harmless question.
 GRANT EXECUTE ON FUNCTION audit_trail._in_transaction_block() TO PUBLIC;
+-- The DDL event trigger runs as whoever runs the DDL. _after_ddl only brings
+-- the triggers and settings in line with the catalog, whoever calls it.
+GRANT EXECUTE ON FUNCTION audit_trail._attached_partitions(pg_ddl_command) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION audit_trail._after_ddl(oid[], text[], oid[]) TO PUBLIC;

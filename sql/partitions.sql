@@ -52,6 +52,7 @@ BEGIN
             USING range_start, range_end;
         PERFORM audit_trail._trim_default(range_start, range_end);
     END IF;
+    PERFORM audit_trail._index_partition(rel);
     EXECUTE format('ALTER TABLE audit_trail.events ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)',
                    rel, range_start, range_end);
     PERFORM audit_trail._guard_table(rel);

@@ -39,10 +39,23 @@ COMMENT ON TABLE audit_trail.events IS
 -- of a partition; maintain() moves its rows out when it makes their partition.
 CREATE TABLE audit_trail.events_default PARTITION OF audit_trail.events DEFAULT;
 
--- Newest-first listing and keyset paging.
-CREATE INDEX events_id_idx ON audit_trail.events (id);
--- history(), entity filters and row_as_of().
-CREATE INDEX events_entity_idx ON audit_trail.events (entity_type, entity_id, id);
+-- Indexes live on each partition, not on the partitioned table: an index on
+-- the parent (an extension object) would make every ATTACH in a pg_dump
+-- replay create its own copy and then collide with the dumped one.
+CREATE FUNCTION audit_trail._index_partition(rel regclass) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    name text := (SELECT relname FROM pg_class WHERE oid = rel);
+BEGIN
+    -- Newest-first listing and keyset paging.
+    EXECUTE format('CREATE INDEX %I ON %s (id)', name || '_id', rel);
+    -- history(), entity filters and row_as_of().
+    EXECUTE format('CREATE INDEX %I ON %s (entity_type, entity_id, id)', name || '_entity', rel);
+END
+$$;
+SELECT audit_trail._index_partition('audit_trail.events_default');
 
 -- Per-table settings written by enable(). Column lists are names; "columns"
 -- remembers each attnum's name at the last sync so RENAME COLUMN can be followed.

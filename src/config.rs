@@ -138,3 +138,24 @@ fn write_event(
         },
     )
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn action_names() {
+        for ok in ["USER_LOGIN", "a", "token.created:v2-x", &"A".repeat(64)] {
+            assert!(super::valid_action(ok), "{ok}");
+        }
+        for bad in ["", "1A", "_A", "A B", "A;B", "Ä", &"A".repeat(65)] {
+            assert!(!super::valid_action(bad), "{bad}");
+        }
+    }
+
+    #[pg_test(error = "invalid action \"DROP TABLE\"")]
+    fn log_event_refuses_bad_names() {
+        Spi::run("SELECT audit_trail.log_event('DROP TABLE')").unwrap();
+    }
+}

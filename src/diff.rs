@@ -31,3 +31,31 @@ unsafe fn varlena_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
         std::slice::from_raw_parts(pgrx::varlena::vardata_any(v) as *const u8, pgrx::varlena::varsize_any_exhdr(v))
     }
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use crate::json::Render;
+    use crate::meta::Column;
+    use pgrx::prelude::*;
+
+    fn col(typid: pg_sys::Oid, typlen: i16, typbyval: bool) -> Column {
+        Column { index: 0, name: c"c".into(), typid, typlen, typbyval, render: Render::Value }
+    }
+
+    #[pg_test]
+    fn compares_values_not_pointers() {
+        let int4 = col(pg_sys::INT4OID, 4, true);
+        assert!(super::same(&int4, 5.into(), false, 5.into(), false));
+        assert!(!super::same(&int4, 5.into(), false, 6.into(), false));
+        assert!(super::same(&int4, 0.into(), true, 9.into(), true));
+        assert!(!super::same(&int4, 0.into(), true, 0.into(), false));
+
+        let text = col(pg_sys::TEXTOID, -1, false);
+        let a = "same".into_datum().unwrap();
+        let b = "same".into_datum().unwrap();
+        let c = "other".into_datum().unwrap();
+        assert!(super::same(&text, a, false, b, false));
+        assert!(!super::same(&text, a, false, c, false));
+    }
+}

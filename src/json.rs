@@ -139,3 +139,48 @@ impl ObjectBuilder {
         }
     }
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+    use pgrx::prelude::*;
+
+    /// Renders `expr` through our path and through SQL's to_jsonb, as text.
+    fn both(expr: &str) -> (String, String) {
+        let theirs = Spi::get_one::<String>(&format!("SELECT to_jsonb({expr})::text")).unwrap().unwrap();
+        let typid = Spi::get_one::<pg_sys::Oid>(&format!("SELECT pg_typeof({expr})::oid")).unwrap().unwrap();
+        let ours = Spi::connect(|c| {
+            let t = c.select(&format!("SELECT {expr}"), None, &[]).unwrap().first();
+            let d = t.get_datum_by_ordinal(1).unwrap();
+            to_json_text(d.unwrap(), false, typid, Render::Value)
+        });
+        (ours, theirs)
+    }
+
+    #[pg_test]
+    fn renders_like_to_jsonb() {
+        for expr in [
+            "12.50::numeric",
+            "'a\"b'::text",
+            "ARRAY[1,NULL,3]",
+            "'{\"a\": [1, {\"b\": null}]}'::json",
+            "'[1,2)'::int4range",
+            "'2026-01-02 03:04:05+00'::timestamptz",
+            "ROW(1, 'x')",
+            "'NaN'::float8",
+            "true",
+        ] {
+            let (ours, theirs) = both(expr);
+            assert_eq!(ours, theirs, "{expr}");
+        }
+    }
+
+    #[pg_test]
+    fn redacted_and_binary_never_show_the_value() {
+        let d = pg_sys::Datum::from(0);
+        assert_eq!(to_json_text(d, false, pg_sys::TEXTOID, Render::Redacted), "\"[REDACTED]\"");
+        assert_eq!(to_json_text(d, true, pg_sys::TEXTOID, Render::Redacted), "\"[REDACTED]\"");
+        assert_eq!(to_json_text(d, true, pg_sys::BYTEAOID, Render::Binary), "null");
+    }
+}

@@ -9,6 +9,7 @@ use pgrx::prelude::*;
 mod capture;
 mod config;
 mod context;
+mod ddl;
 mod diff;
 mod json;
 mod meta;

@@ -289,3 +289,31 @@ fn partition_interval_kind_sql() -> &'static str {
         error!("audit_trail.partition_interval is \"{s}\"; allowed values: '1 day', '1 week', '1 month'")
     })
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn partition_intervals() {
+        assert_eq!(super::partition_interval_kind("1 day"), Some("day"));
+        assert_eq!(super::partition_interval_kind("7 days"), Some("week"));
+        assert_eq!(super::partition_interval_kind("1 mon"), Some("month"));
+        assert_eq!(super::partition_interval_kind("2 days"), None);
+        assert_eq!(super::partition_interval_kind("bogus"), None);
+    }
+
+    #[pg_test]
+    fn retentions() {
+        assert!(super::retention_ok("0").is_ok());
+        assert!(super::retention_ok("90 days").is_ok());
+        assert!(super::retention_ok("-1 day").is_err());
+        assert!(super::retention_ok("soon").is_err());
+    }
+
+    #[pg_test(error = "invalid value for parameter \"audit_trail.partition_interval\": \"2 days\"")]
+    fn bad_interval_is_refused_when_set() {
+        Spi::run("SET audit_trail.partition_interval = '2 days'").unwrap();
+    }
+}

@@ -1,5 +1,6 @@
 -- enable / disable / tracked, and every bad input to them.
 CREATE EXTENSION IF NOT EXISTS pg_audit_trail;
+\set SHOW_CONTEXT never
 SELECT coalesce(max(id), 0) AS start_id FROM audit_trail.events \gset
 
 CREATE TABLE users (id int PRIMARY KEY, email text, password_hash text, api_key text, nickname text);

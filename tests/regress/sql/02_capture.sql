@@ -1,5 +1,6 @@
 -- What is recorded for each action.
 CREATE EXTENSION IF NOT EXISTS pg_audit_trail;
+\set SHOW_CONTEXT never
 SELECT coalesce(max(id), 0) AS start_id FROM audit_trail.events \gset
 
 CREATE TABLE orders (id int PRIMARY KEY, customer text, status text, amount numeric(10,2), noise int, touched timestamptz);

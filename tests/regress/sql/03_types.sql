@@ -1,5 +1,6 @@
 -- Values exactly as to_jsonb renders them, whatever the type.
 CREATE EXTENSION IF NOT EXISTS pg_audit_trail;
+\set SHOW_CONTEXT never
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
 CREATE DOMAIN positive AS int CHECK (VALUE > 0);
 CREATE TYPE address AS (street text, zip int);

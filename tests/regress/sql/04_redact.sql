@@ -1,5 +1,6 @@
 -- Secrets never reach the log: redacted by name, by pattern, and bytea.
 CREATE EXTENSION IF NOT EXISTS pg_audit_trail;
+\set SHOW_CONTEXT never
 CREATE TABLE accounts (
     id int PRIMARY KEY, login text, password text, "MFA_Secret" text, card text, avatar bytea, note text);
 SELECT audit_trail.enable('accounts', redact => '{card}', exclude => '{note}');

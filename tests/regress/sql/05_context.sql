@@ -1,5 +1,6 @@
 -- Who did it: the context settings and their defaults.
 CREATE EXTENSION IF NOT EXISTS pg_audit_trail;
+\set SHOW_CONTEXT never
 CREATE TABLE tickets (id int PRIMARY KEY, title text);
 SELECT audit_trail.enable('tickets');
 

@@ -1,5 +1,6 @@
 -- Application events.
 CREATE EXTENSION IF NOT EXISTS pg_audit_trail;
+\set SHOW_CONTEXT never
 SELECT audit_trail.log_event('USER_LOGIN', 'app.user', '42', '{"method": "password"}', 'ann@example.com') > 0 AS got_id;
 SELECT audit_trail.set_context(actor => 'ann@example.com', client_ip => '198.51.100.4', local => false);
 SELECT audit_trail.log_event('EXPORT') > 0 AS got_id;

@@ -1,5 +1,6 @@
 -- Partitioned targets and awkward names.
 CREATE EXTENSION IF NOT EXISTS pg_audit_trail;
+\set SHOW_CONTEXT never
 CREATE TABLE measurements (id int, region text, v numeric, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
 CREATE TABLE measurements_eu PARTITION OF measurements FOR VALUES IN ('eu');
 CREATE TABLE measurements_us PARTITION OF measurements FOR VALUES IN ('us');

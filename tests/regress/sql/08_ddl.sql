@@ -1,5 +1,6 @@
 -- Auditing keeps working through DDL.
 CREATE EXTENSION IF NOT EXISTS pg_audit_trail;
+\set SHOW_CONTEXT never
 CREATE TABLE products (id int PRIMARY KEY, name text, secret_code text, price numeric);
 SELECT audit_trail.enable('products', redact => '{price}', label_column => 'name');
 INSERT INTO products VALUES (1, 'pen', 'x1', 1.5);

@@ -1,5 +1,6 @@
 -- The log is append-only and closed by default.
 CREATE EXTENSION IF NOT EXISTS pg_audit_trail;
+\set SHOW_CONTEXT never
 CREATE TABLE vault (id int PRIMARY KEY, v text);
 SELECT audit_trail.enable('vault');
 INSERT INTO vault VALUES (1, 'a');

@@ -1,0 +1,43 @@
+# pg_dump / pg_restore carry every event exactly once, and the restored
+# database is still audited and still append-only.
+sql <<'SQL'
+CREATE EXTENSION pg_audit_trail;
+CREATE TABLE accounts (id int PRIMARY KEY, owner text, password text, balance numeric);
+SELECT audit_trail.enable('accounts', label_column => 'owner');
+INSERT INTO accounts SELECT g, 'owner ' || g, 'pw' || g, g * 10 FROM generate_series(1, 500) g;
+UPDATE accounts SET balance = balance + 1 WHERE id <= 100;
+DELETE FROM accounts WHERE id > 450;
+SELECT audit_trail.log_event('USER_LOGIN', 'app.user', '7');
+CREATE TABLE readings (id int, site text, v int, PRIMARY KEY (id, site)) PARTITION BY LIST (site);
+CREATE TABLE readings_a PARTITION OF readings FOR VALUES IN ('a');
+SELECT audit_trail.enable('readings');
+INSERT INTO readings VALUES (1, 'a', 1);
+SQL
+before=$(sql -c "SELECT count(*) || ':' || max(id) || ':' || md5(string_agg(e::text, '|' ORDER BY id)) FROM audit_trail.events e")
+echo "  source: $before"
+max_id=$(echo "$before" | cut -d: -f2)
+
+for format in custom plain; do
+  target="${IT_DB}_restored_$format"
+  sql -c "DROP DATABASE IF EXISTS $target" -c "CREATE DATABASE $target"
+  if [ "$format" = custom ]; then
+    pg_dump -h 127.0.0.1 -p "$IT_PORT" -U postgres -Fc -f "$IT_WORK/dump.custom" "$IT_DB"
+    pg_restore -h 127.0.0.1 -p "$IT_PORT" -U postgres -d "$target" --exit-on-error "$IT_WORK/dump.custom"
+  else
+    pg_dump -h 127.0.0.1 -p "$IT_PORT" -U postgres -f "$IT_WORK/dump.sql" "$IT_DB"
+    psql -X -q -h 127.0.0.1 -p "$IT_PORT" -U postgres -d "$target" -v ON_ERROR_STOP=1 -f "$IT_WORK/dump.sql" >/dev/null
+  fi
+  after=$(sql_db "$target" -c "SELECT count(*) || ':' || max(id) || ':' || md5(string_agg(e::text, '|' ORDER BY id)) FROM audit_trail.events e")
+  expect_eq "$format: events restored exactly once" "$after" "$before"
+  sql_db "$target" -c "UPDATE accounts SET balance = 0 WHERE id = 1"
+  expect_eq "$format: still audited" \
+    "$(sql_db "$target" -c "SELECT count(*) FROM audit_trail.events WHERE action = 'UPDATE' AND after = '{\"balance\": 0}'")" 1
+  expect_eq "$format: new ids continue" \
+    "$(sql_db "$target" -c "SELECT min(id) > $max_id FROM audit_trail.events WHERE action = 'UPDATE' AND after = '{\"balance\": 0}'")" t
+  sql_db "$target" -c "INSERT INTO readings_a VALUES (2, 'a', 2)"
+  expect_eq "$format: partition still audited" \
+    "$(sql_db "$target" -c "SELECT string_agg(entity_id, ' ' ORDER BY id) FROM audit_trail.events WHERE entity_type = 'public.readings'")" '[1,"a"] [2,"a"]'
+  if sql_db "$target" -c "DELETE FROM audit_trail.events" 2>/dev/null; then fail "$format: log writable after restore"; fi
+  expect_eq "$format: tracked" "$(sql_db "$target" -c "SELECT string_agg(table_name || ' ' || coalesce(label_column, '-'), ', ' ORDER BY 1) FROM audit_trail.tracked")" "accounts owner, readings -"
+  sql -c "DROP DATABASE $target"
+done

@@ -1,0 +1,20 @@
+# Helpers for integration tests: $IT_PORT, $IT_DB, $IT_WORK are set by
+# scripts/test-integration.
+sql() { psql -X -q -At -h 127.0.0.1 -p "$IT_PORT" -U postgres -d "$IT_DB" -v ON_ERROR_STOP=1 "$@"; }
+sql_as() { local role=$1; shift; psql -X -q -At -h 127.0.0.1 -p "$IT_PORT" -U "$role" -d "$IT_DB" -v ON_ERROR_STOP=1 "$@"; }
+sql_db() { local db=$1; shift; psql -X -q -At -h 127.0.0.1 -p "$IT_PORT" -U postgres -d "$db" -v ON_ERROR_STOP=1 "$@"; }
+fail() { echo "FAILED: $*" >&2; exit 1; }
+expect_eq() { # expect_eq WHAT ACTUAL EXPECTED
+  if [ "$2" != "$3" ]; then fail "$1: expected [$3], got [$2]"; fi
+  echo "  $1: $2"
+}
+# Polls an SQL query until it prints the expected value or the time runs out.
+wait_for() { # wait_for SECONDS EXPECTED QUERY
+  local until=$(( $(date +%s) + $1 )) got=""
+  while [ "$(date +%s)" -lt "$until" ]; do
+    got=$(sql -c "$3" || true)
+    [ "$got" = "$2" ] && return 0
+    sleep 1
+  done
+  fail "waited $1s for [$3] = [$2], last [$got]"
+}
