@@ -127,6 +127,31 @@ BEGIN
 END
 $$;
 
+-- Records the current name of every audited table (or of one) in
+-- table_names, closing the previous name at the instant of the change.
+CREATE FUNCTION audit_trail._sync_names(only_rel regclass DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    at timestamptz := clock_timestamp();
+BEGIN
+    FOR r IN
+        SELECT c.relid, format('%I.%I', n.nspname, k.relname) AS name
+        FROM audit_trail.config c
+        JOIN pg_class k ON k.oid = c.relid
+        JOIN pg_namespace n ON n.oid = k.relnamespace
+        WHERE only_rel IS NULL OR c.relid = only_rel
+    LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM audit_trail.table_names t
+                              WHERE t.relid = r.relid AND t.entity_type = r.name AND t.valid_until IS NULL);
+        UPDATE audit_trail.table_names SET valid_until = at WHERE relid = r.relid AND valid_until IS NULL;
+        INSERT INTO audit_trail.table_names VALUES (r.relid, r.name, at, NULL);
+    END LOOP;
+END
+$$;
+
 CREATE FUNCTION audit_trail._check_owner(target regclass, caller oid, verb text) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -257,6 +282,7 @@ BEGIN
     PERFORM audit_trail._remove_triggers(target);
     PERFORM audit_trail._install_triggers(target, acts);
     PERFORM audit_trail._invalidate(target);
+    PERFORM audit_trail._sync_names(target);
     RETURN audit_trail._settings_json(cfg);
 END
 $$;

@@ -106,6 +106,9 @@ BEGIN
             PERFORM audit_trail._install_triggers(rel, (SELECT actions FROM audit_trail.config WHERE relid = root));
         END IF;
     END LOOP;
+
+    -- RENAME, SET SCHEMA, ALTER SCHEMA ... RENAME: remember the new names.
+    PERFORM audit_trail._sync_names();
 END
 $$;
 
@@ -125,6 +128,7 @@ BEGIN
         FROM pg_event_trigger_dropped_objects() o
         WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND o.object_type = 'table'
     LOOP
+        DELETE FROM audit_trail.table_names WHERE relid::oid = d.objid;
         DELETE FROM audit_trail.config WHERE relid::oid = d.objid RETURNING * INTO cfg;
         IF FOUND THEN
             PERFORM audit_trail._write_event(
@@ -138,7 +142,7 @@ END
 $$;
 
 CREATE EVENT TRIGGER audit_trail_ddl_end ON ddl_command_end
-    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO')
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER SCHEMA')
     EXECUTE FUNCTION audit_trail._on_ddl_end();
 
 CREATE EVENT TRIGGER audit_trail_sql_drop ON sql_drop

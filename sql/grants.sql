@@ -18,6 +18,23 @@ GRANT USAGE ON SCHEMA audit_trail TO PUBLIC;
 GRANT EXECUTE ON FUNCTION audit_trail.capture() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION audit_trail._guard() TO PUBLIC;
 GRANT SELECT ON audit_trail.tracked TO PUBLIC;
+-- The views check the caller's SELECT on audit_trail.events (security_invoker).
+GRANT SELECT ON audit_trail.log, audit_trail.changes TO PUBLIC;
+-- Reading functions run as the caller; these helpers are theirs.
+GRANT EXECUTE ON FUNCTION audit_trail._where(text[], text[], text, text, timestamptz, timestamptz, text, text),
+                          audit_trail._upper_all(text[]),
+                          audit_trail._filters_json(text[], text[], text, text, timestamptz, timestamptz, text, text),
+                          audit_trail._csv(text),
+                          audit_trail._names_of(regclass),
+                          audit_trail._row_settings(regclass),
+                          audit_trail._is_bytea(oid),
+                          audit_trail._key_columns(regclass),
+                          audit_trail._columns(regclass),
+                          audit_trail._effective_redact(regclass, text[], text[]),
+                          audit_trail._log_read(text, jsonb),
+                          audit_trail._log_reads_all(),
+                          audit_trail._log_reads_export()
+   TO PUBLIC;
 -- set_context() runs as its caller and asks this harmless question.
 GRANT EXECUTE ON FUNCTION audit_trail._in_transaction_block() TO PUBLIC;
 -- The DDL event trigger runs as whoever runs the DDL. _after_ddl only brings

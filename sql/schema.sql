@@ -72,11 +72,23 @@ CREATE TABLE audit_trail.config (
     enabled_by      text        NOT NULL DEFAULT session_user
 );
 
+-- Every name an audited table has had, and when: history() and row_as_of()
+-- follow the table through RENAME and SET SCHEMA, and not a later table that
+-- happens to take an old name.
+CREATE TABLE audit_trail.table_names (
+    relid       regclass    NOT NULL,
+    entity_type text        NOT NULL,
+    valid_from  timestamptz NOT NULL,
+    valid_until timestamptz,
+    PRIMARY KEY (relid, valid_from)
+);
+
 REVOKE ALL ON audit_trail.events, audit_trail.events_default, audit_trail.config,
-              audit_trail.events_id_seq FROM PUBLIC;
+              audit_trail.table_names, audit_trail.events_id_seq FROM PUBLIC;
 
 -- pg_dump carries the data of these extension tables; time partitions are
 -- ordinary tables (made by maintain(), not by this script) and dumped as such.
 SELECT pg_catalog.pg_extension_config_dump('audit_trail.config', '');
+SELECT pg_catalog.pg_extension_config_dump('audit_trail.table_names', '');
 SELECT pg_catalog.pg_extension_config_dump('audit_trail.events_default', '');
 SELECT pg_catalog.pg_extension_config_dump('audit_trail.events_id_seq', '');

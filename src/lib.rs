@@ -31,6 +31,11 @@ extension_sql_file!(
     name = "partitions",
     requires = ["config", "protect", protect::trim_default, settings::partition_interval_kind_sql]
 );
+extension_sql_file!(
+    "../sql/query.sql",
+    name = "query",
+    requires = ["config", store::log_read, store::log_reads_all, store::log_reads_export, settings::redact_patterns_sql]
+);
 extension_sql_file!("../sql/ddl.sql", name = "ddl", requires = ["config", config::write_event]);
 extension_sql_file!("../sql/protect.sql", name = "protect", requires = ["schema", protect::_guard]);
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);

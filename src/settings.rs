@@ -281,6 +281,12 @@ pub fn redact_patterns() -> Vec<String> {
         .collect()
 }
 
+/// The redaction patterns in force, for the SQL side.
+#[pg_extern(stable, name = "_redact_patterns")]
+fn redact_patterns_sql() -> Vec<String> {
+    redact_patterns()
+}
+
 /// The partition interval's kind (day, week, month) for the SQL side.
 #[pg_extern(stable, name = "_partition_interval_kind")]
 fn partition_interval_kind_sql() -> &'static str {

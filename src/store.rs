@@ -312,3 +312,43 @@ pub fn write_one(action: &str, entity_type: Option<&str>, event: Event) -> i64 {
     w.pending.push(event);
     w.finish().unwrap_or_else(|| error!("pg_audit_trail: the event was not written"))
 }
+
+/// Whether `audit_trail.log_reads` asks for searches to be recorded.
+#[pg_extern(stable, name = "_log_reads_all")]
+fn log_reads_all() -> bool {
+    crate::settings::text(&crate::settings::LOG_READS).map(|v| v.eq_ignore_ascii_case("all")).unwrap_or(false)
+}
+
+/// Whether `audit_trail.log_reads` asks for exports to be recorded.
+#[pg_extern(stable, name = "_log_reads_export")]
+fn log_reads_export() -> bool {
+    crate::settings::text(&crate::settings::LOG_READS)
+        .map(|v| !v.eq_ignore_ascii_case("none"))
+        .unwrap_or(true)
+}
+
+/// Records a read of the trail. Callable by anyone, but only for the two
+/// read actions and only by a role that may read the log, so it forges
+/// nothing a reader would not produce by reading. On a standby, where
+/// nothing can be written, the read goes unrecorded.
+#[pg_extern(volatile, name = "_log_read")]
+fn log_read(action: &str, details: pgrx::JsonB) -> Option<i64> {
+    if action != "AUDIT_LOG_ACCESSED" && action != "AUDIT_LOG_EXPORTED" {
+        error!("pg_audit_trail: \"{action}\" is not a read action");
+    }
+    let may_read = Spi::get_one::<bool>("SELECT has_table_privilege('audit_trail.events', 'SELECT')")
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    if !may_read {
+        error!("pg_audit_trail: only readers of audit_trail.events record reads");
+    }
+    if unsafe { pg_sys::RecoveryInProgress() } {
+        return None;
+    }
+    Some(write_one(
+        action,
+        Some("audit_trail.events"),
+        Event { entity_id: None, entity_label: None, before: None, after: None, changed: None, details: details.into_datum() },
+    ))
+}

@@ -1,0 +1,371 @@
+-- Reading the trail: search, count, export, diff, history, row_as_of, and the
+-- views log and changes. All run with the caller's rights: reading needs
+-- SELECT on audit_trail.events, whatever the entry point.
+
+-- The one place that turns the filters into SQL, so search, count and export
+-- can never disagree. Only the filters given become conditions (the planner
+-- then sees plain predicates it can use indexes and partition pruning for);
+-- values stay parameters ($1..$8 in this order), never text in the query.
+CREATE FUNCTION audit_trail._where(
+    actions text[], entity_types text[], entity_id text, actor text,
+    since timestamptz, until timestamptz, q text, tenant text
+) RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    w text[] := ARRAY['true'];
+BEGIN
+    IF since IS NOT NULL AND until IS NOT NULL AND until < since THEN
+        RAISE EXCEPTION 'until (%) is before since (%)', until, since
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF actions IS NOT NULL THEN w := array_append(w, 'upper(action) = ANY ($1)'); END IF;
+    IF entity_types IS NOT NULL THEN w := array_append(w, 'entity_type = ANY ($2)'); END IF;
+    IF entity_id IS NOT NULL THEN w := array_append(w, 'entity_id = $3'); END IF;
+    -- strpos, not LIKE: % and _ in what the user typed are plain characters.
+    IF actor IS NOT NULL THEN w := array_append(w, 'strpos(lower(actor), lower($4)) > 0'); END IF;
+    IF since IS NOT NULL THEN w := array_append(w, 'occurred_at >= $5'); END IF;
+    IF until IS NOT NULL THEN w := array_append(w, 'occurred_at < $6'); END IF;
+    IF q IS NOT NULL THEN
+        w := array_append(w, '(strpos(lower(action), lower($7)) > 0 OR strpos(lower(actor), lower($7)) > 0
+                    OR strpos(lower(entity_type), lower($7)) > 0 OR strpos(lower(entity_id), lower($7)) > 0
+                    OR strpos(lower(entity_label), lower($7)) > 0)');
+    END IF;
+    IF tenant IS NOT NULL THEN w := array_append(w, 'tenant = $8'); END IF;
+    RETURN array_to_string(w, ' AND ');
+END
+$$;
+
+-- Upper-cased action list (actions match case-insensitively).
+CREATE FUNCTION audit_trail._upper_all(a text[]) RETURNS text[]
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT array_agg(upper(x)) FROM unnest(a) x $$;
+
+-- The filters as recorded in AUDIT_LOG_* events: only those given.
+CREATE FUNCTION audit_trail._filters_json(
+    actions text[], entity_types text[], entity_id text, actor text,
+    since timestamptz, until timestamptz, q text, tenant text
+) RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT jsonb_strip_nulls(jsonb_build_object(
+        'actions', actions, 'entity_types', entity_types, 'entity_id', entity_id, 'actor', actor,
+        'since', since, 'until', until, 'q', q, 'tenant', tenant));
+$$;
+
+CREATE FUNCTION audit_trail.search(
+    actions      text[]      DEFAULT NULL,
+    entity_types text[]      DEFAULT NULL,
+    entity_id    text        DEFAULT NULL,
+    actor        text        DEFAULT NULL,
+    since        timestamptz DEFAULT NULL,
+    until        timestamptz DEFAULT NULL,
+    q            text        DEFAULT NULL,
+    tenant       text        DEFAULT NULL,
+    page         int         DEFAULT 1,
+    page_size    int         DEFAULT 50,
+    before_id    bigint      DEFAULT NULL
+) RETURNS SETOF audit_trail.events
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sql text;
+BEGIN
+    IF page IS NULL OR page < 1 THEN
+        RAISE EXCEPTION 'page must be 1 or more, not %', coalesce(page::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF page_size IS NULL OR page_size < 1 OR page_size > 1000 THEN
+        RAISE EXCEPTION 'page_size must be between 1 and 1000, not %', coalesce(page_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    sql := 'SELECT * FROM audit_trail.events WHERE '
+        || audit_trail._where(actions, entity_types, entity_id, actor, since, until, q, tenant)
+        || CASE WHEN before_id IS NOT NULL THEN ' AND id < $9' ELSE '' END
+        || ' ORDER BY id DESC LIMIT $10'
+        -- Keyset paging ignores page: its cost does not grow with depth.
+        || CASE WHEN before_id IS NULL THEN ' OFFSET $11' ELSE '' END;
+    RETURN QUERY EXECUTE sql
+        USING audit_trail._upper_all(actions), entity_types, entity_id, actor, since, until, q, tenant,
+              before_id, page_size, (page - 1)::bigint * page_size;
+    IF audit_trail._log_reads_all() THEN
+        PERFORM audit_trail._log_read('AUDIT_LOG_ACCESSED',
+            audit_trail._filters_json(actions, entity_types, entity_id, actor, since, until, q, tenant)
+            || jsonb_build_object('page', page, 'page_size', page_size, 'before_id', before_id));
+    END IF;
+END
+$$;
+
+CREATE FUNCTION audit_trail.count(
+    actions      text[]      DEFAULT NULL,
+    entity_types text[]      DEFAULT NULL,
+    entity_id    text        DEFAULT NULL,
+    actor        text        DEFAULT NULL,
+    since        timestamptz DEFAULT NULL,
+    until        timestamptz DEFAULT NULL,
+    q            text        DEFAULT NULL,
+    tenant       text        DEFAULT NULL
+) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    EXECUTE 'SELECT count(*) FROM audit_trail.events WHERE '
+            || audit_trail._where(actions, entity_types, entity_id, actor, since, until, q, tenant)
+        INTO n
+        USING audit_trail._upper_all(actions), entity_types, entity_id, actor, since, until, q, tenant;
+    RETURN n;
+END
+$$;
+
+-- One CSV field per RFC 4180: quoted when it holds a comma, quote or line
+-- break, quotes doubled; NULL is the empty field.
+CREATE FUNCTION audit_trail._csv(v text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT
+AS $$ SELECT CASE WHEN v ~ '[",\r\n]' THEN '"' || replace(v, '"', '""') || '"' ELSE v END $$;
+
+CREATE FUNCTION audit_trail.export(
+    format       text        DEFAULT 'csv',
+    actions      text[]      DEFAULT NULL,
+    entity_types text[]      DEFAULT NULL,
+    entity_id    text        DEFAULT NULL,
+    actor        text        DEFAULT NULL,
+    since        timestamptz DEFAULT NULL,
+    until        timestamptz DEFAULT NULL,
+    q            text        DEFAULT NULL,
+    tenant       text        DEFAULT NULL
+) RETURNS SETOF text
+LANGUAGE plpgsql
+-- Every timestamp leaves in UTC, whatever the session's time zone.
+SET timezone = 'UTC'
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    fmt text := lower(coalesce(format, ''));
+    cond text;
+BEGIN
+    IF fmt NOT IN ('csv', 'jsonl') THEN
+        RAISE EXCEPTION 'format must be csv or jsonl, not %', coalesce(quote_literal(format), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    cond := audit_trail._where(actions, entity_types, entity_id, actor, since, until, q, tenant);
+    -- The rows go out through the function's result store, which spills to
+    -- disk past work_mem: any number of events, bounded memory.
+    IF fmt = 'csv' THEN
+        RETURN NEXT 'id,occurred_at,txid,action,entity_type,entity_id,entity_label,before,after,changed,details,'
+                 || 'actor,db_user,client_ip,user_agent,service,tenant,request_id,statement';
+        RETURN QUERY EXECUTE
+            'SELECT array_to_string(ARRAY[id::text, to_char(occurred_at, ''YYYY-MM-DD"T"HH24:MI:SS.US"Z"''),
+                    txid::text, audit_trail._csv(action), audit_trail._csv(entity_type), audit_trail._csv(entity_id),
+                    audit_trail._csv(entity_label), audit_trail._csv(before::text), audit_trail._csv(after::text),
+                    audit_trail._csv(to_jsonb(changed)::text), audit_trail._csv(details::text),
+                    audit_trail._csv(actor), audit_trail._csv(db_user), audit_trail._csv(host(client_ip)),
+                    audit_trail._csv(user_agent), audit_trail._csv(service), audit_trail._csv(tenant),
+                    audit_trail._csv(request_id), audit_trail._csv(statement)], '','', '''')
+             FROM (SELECT * FROM audit_trail.events WHERE ' || cond || ' ORDER BY id DESC) e'
+            USING audit_trail._upper_all(actions), entity_types, entity_id, actor, since, until, q, tenant;
+    ELSE
+        RETURN QUERY EXECUTE
+            'SELECT json_build_object(''id'', id, ''occurred_at'', occurred_at, ''txid'', txid, ''action'', action,
+                    ''entity_type'', entity_type, ''entity_id'', entity_id, ''entity_label'', entity_label,
+                    ''before'', before, ''after'', after, ''changed'', changed, ''details'', details,
+                    ''actor'', actor, ''db_user'', db_user, ''client_ip'', host(client_ip),
+                    ''user_agent'', user_agent, ''service'', service, ''tenant'', tenant,
+                    ''request_id'', request_id, ''statement'', statement)::text
+             FROM (SELECT * FROM audit_trail.events WHERE ' || cond || ' ORDER BY id DESC) e'
+            USING audit_trail._upper_all(actions), entity_types, entity_id, actor, since, until, q, tenant;
+    END IF;
+    -- Recorded after the rows are read, so an export never lists itself.
+    IF audit_trail._log_reads_export() THEN
+        PERFORM audit_trail._log_read('AUDIT_LOG_EXPORTED',
+            jsonb_build_object('format', fmt)
+            || audit_trail._filters_json(actions, entity_types, entity_id, actor, since, until, q, tenant));
+    END IF;
+END
+$$;
+
+-- The entity names a table has had, with when each was current.
+-- SECURITY DEFINER: readers of the log need not read the extension's tables;
+-- names and column settings are no secret (audit_trail.tracked shows them).
+CREATE FUNCTION audit_trail._names_of(target regclass)
+RETURNS TABLE(entity_type text, valid_from timestamptz, valid_until timestamptz)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT t.entity_type, t.valid_from, t.valid_until FROM audit_trail.table_names t WHERE t.relid = target
+    UNION ALL
+    -- A table never audited, or audited before names were kept: its current name.
+    SELECT format('%I.%I', n.nspname, k.relname), '-infinity', NULL
+    FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace
+    WHERE k.oid = target AND NOT EXISTS (SELECT 1 FROM audit_trail.table_names t WHERE t.relid = target);
+$$;
+
+CREATE FUNCTION audit_trail.history(target regclass, entity_id text)
+RETURNS SETOF audit_trail.events
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT e.*
+    FROM audit_trail._names_of(target) n
+    JOIN audit_trail.events e
+      ON e.entity_type = n.entity_type AND e.entity_id = history.entity_id
+     AND e.occurred_at >= n.valid_from AND (n.valid_until IS NULL OR e.occurred_at < n.valid_until)
+    ORDER BY e.id;
+$$;
+
+-- The columns of an event, in the table's column order where the table still
+-- exists, else by name.
+CREATE FUNCTION audit_trail.diff(event_id bigint)
+RETURNS TABLE(column_name text, before jsonb, after jsonb)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH e AS (SELECT * FROM audit_trail.events WHERE id = event_id)
+    SELECT c.col, e.before -> c.col, e.after -> c.col
+    FROM e
+    CROSS JOIN LATERAL (
+        SELECT col, ord FROM unnest(e.changed) WITH ORDINALITY AS u(col, ord)
+        WHERE e.action = 'UPDATE'
+        UNION ALL
+        SELECT k, coalesce(a.attnum, 32767)
+        FROM jsonb_object_keys(coalesce(e.after, e.before)) AS k
+        LEFT JOIN pg_attribute a ON a.attrelid = to_regclass(e.entity_type) AND a.attname = k AND NOT a.attisdropped
+        WHERE e.action IN ('INSERT', 'DELETE') AND e.changed IS NULL
+    ) c
+    ORDER BY c.ord, c.col;
+$$;
+
+-- bytea, or a domain over it.
+CREATE FUNCTION audit_trail._is_bytea(typ oid) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE t(oid, base) AS (
+        SELECT oid, typbasetype FROM pg_type WHERE oid = typ
+        UNION ALL
+        SELECT p.oid, p.typbasetype FROM pg_type p JOIN t ON p.oid = t.base
+    )
+    SELECT coalesce(bool_or(oid = 'bytea'::regtype), false) FROM t;
+$$;
+
+-- How row_as_of must render a table's rows: its key, and which columns the
+-- trail leaves out or redacts (the redaction patterns apply to a table that
+-- is not audited too: row_as_of shows no more than the trail would).
+CREATE FUNCTION audit_trail._row_settings(target regclass)
+RETURNS TABLE(keys text[], excluded text[], redacted text[])
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(c.key_columns, audit_trail._key_columns(target)),
+           coalesce(c.exclude, '{}'),
+           audit_trail._effective_redact(target, coalesce(c.redact, '{}'),
+               coalesce(c.redact_patterns, audit_trail._redact_patterns()))
+    FROM (SELECT target AS relid) t
+    LEFT JOIN audit_trail.config c ON c.relid = t.relid;
+$$;
+
+-- The row as it was at an instant: the live row, with every change recorded
+-- after that instant undone, newest first. Columns are shown as the trail
+-- shows them: redacted ones as "[REDACTED]", bytea as "[BINARY DATA]",
+-- excluded ones not at all.
+CREATE FUNCTION audit_trail.row_as_of(target regclass, entity_id text, at timestamptz)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    keys text[];
+    excluded text[];
+    redacted text[];
+    state jsonb;
+    ev record;
+    live jsonb;
+    col text;
+BEGIN
+    IF target IS NULL OR entity_id IS NULL OR at IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT r.keys, r.excluded, r.redacted INTO keys, excluded, redacted FROM audit_trail._row_settings(target) r;
+    IF keys IS NULL THEN
+        RAISE EXCEPTION 'table % has no key: its rows cannot be told apart', target
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give key_columns to audit_trail.enable().';
+    END IF;
+
+    -- The live row, rendered as the trail renders it.
+    EXECUTE format('SELECT to_jsonb(t) FROM %s t WHERE %s', target,
+                   CASE WHEN cardinality(keys) = 1
+                        THEN format('%I::text = $1', keys[1])
+                        ELSE format('jsonb_build_array(%s) = $1::jsonb',
+                                    (SELECT string_agg(format('%I', k), ', ') FROM unnest(keys) k)) END)
+        INTO live USING entity_id;
+    IF live IS NOT NULL THEN
+        FOREACH col IN ARRAY excluded LOOP
+            live := live - col;
+        END LOOP;
+        FOREACH col IN ARRAY redacted LOOP
+            live := jsonb_set(live, ARRAY[col], '"[REDACTED]"');
+        END LOOP;
+        FOR col IN
+            SELECT a.attname FROM pg_attribute a
+            WHERE a.attrelid = target AND a.attnum > 0 AND NOT a.attisdropped
+              AND audit_trail._is_bytea(a.atttypid) AND live ? a.attname AND live -> a.attname <> 'null'
+        LOOP
+            live := jsonb_set(live, ARRAY[col], '"[BINARY DATA]"');
+        END LOOP;
+    END IF;
+    state := live;
+
+    FOR ev IN
+        SELECT h.action, h.before, h.after
+        FROM audit_trail.history(target, entity_id) h
+        WHERE h.occurred_at > at AND h.action IN ('INSERT', 'UPDATE', 'DELETE')
+        ORDER BY h.id DESC
+    LOOP
+        state := CASE ev.action
+                     WHEN 'INSERT' THEN NULL                 -- it did not exist before
+                     WHEN 'DELETE' THEN ev.before             -- it was as deleted
+                     ELSE coalesce(state, ev.after) || ev.before
+                 END;
+    END LOOP;
+    RETURN state;
+END
+$$;
+
+-- For applications that query with their own WHERE. security_invoker: the
+-- caller's SELECT on audit_trail.events is what counts, as for the functions.
+CREATE VIEW audit_trail.log WITH (security_invoker = true) AS
+SELECT e.id, e.occurred_at, e.txid, e.action, e.entity_type, e.entity_id, e.entity_label,
+       e.changed, e.details, e.actor, e.db_user, e.client_ip, e.user_agent, e.service, e.tenant,
+       e.request_id,
+       d.entity_display,
+       concat_ws(' ', e.action, e.entity_type, d.entity_display)
+         || CASE WHEN e.changed IS NOT NULL THEN ': ' || array_to_string(e.changed, ', ') ELSE '' END AS summary
+FROM audit_trail.events e
+CROSS JOIN LATERAL (
+    SELECT coalesce(e.entity_label,
+                    CASE WHEN length(e.entity_id) > 12 THEN left(e.entity_id, 8) || '…' ELSE e.entity_id END)
+           AS entity_display
+) d;
+COMMENT ON VIEW audit_trail.log IS
+  'Every event without its values: with a display name for the entity and a one-line summary.';
+
+CREATE VIEW audit_trail.changes WITH (security_invoker = true) AS
+SELECT e.id AS event_id, e.occurred_at, e.action, e.entity_type, e.entity_id, e.actor,
+       c.column_name, e.before -> c.column_name AS before, e.after -> c.column_name AS after
+FROM audit_trail.events e
+CROSS JOIN LATERAL (
+    SELECT u.col AS column_name FROM unnest(e.changed) AS u(col)
+    WHERE e.action = 'UPDATE'
+    UNION ALL
+    SELECT k FROM jsonb_object_keys(coalesce(e.after, e.before)) AS k
+    WHERE e.changed IS NULL AND (e.after IS NOT NULL OR e.before IS NOT NULL)
+) c;
+COMMENT ON VIEW audit_trail.changes IS
+  'One row per recorded column per event (UPDATE: the changed columns only).';
