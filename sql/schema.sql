@@ -83,12 +83,22 @@ CREATE TABLE audit_trail.table_names (
     PRIMARY KEY (relid, valid_from)
 );
 
+-- Partitions retention detached into schema audit_trail_archive, with the
+-- range they covered (a detached table no longer has a partition bound).
+CREATE TABLE audit_trail.archived_partitions (
+    partition   regclass    PRIMARY KEY,
+    range_start timestamptz NOT NULL,
+    range_end   timestamptz NOT NULL,
+    archived_at timestamptz NOT NULL DEFAULT now()
+);
+
 REVOKE ALL ON audit_trail.events, audit_trail.events_default, audit_trail.config,
-              audit_trail.table_names, audit_trail.events_id_seq FROM PUBLIC;
+              audit_trail.table_names, audit_trail.archived_partitions, audit_trail.events_id_seq FROM PUBLIC;
 
 -- pg_dump carries the data of these extension tables; time partitions are
 -- ordinary tables (made by maintain(), not by this script) and dumped as such.
 SELECT pg_catalog.pg_extension_config_dump('audit_trail.config', '');
 SELECT pg_catalog.pg_extension_config_dump('audit_trail.table_names', '');
+SELECT pg_catalog.pg_extension_config_dump('audit_trail.archived_partitions', '');
 SELECT pg_catalog.pg_extension_config_dump('audit_trail.events_default', '');
 SELECT pg_catalog.pg_extension_config_dump('audit_trail.events_id_seq', '');

@@ -116,6 +116,18 @@ fn log_event(
     write_event(action, entity_type, entity_id, details, entity_label)
 }
 
+/// An event of the extension's own housekeeping: its actor is System,
+/// whoever runs it; the rest of the context is the caller's.
+#[pg_extern(volatile, name = "_write_system_event")]
+fn write_system_event(action: &str, entity_type: Option<&str>, details: Option<JsonB>) -> i64 {
+    store::write_one_as(
+        Some("System"),
+        action,
+        entity_type,
+        Event { entity_id: None, entity_label: None, before: None, after: None, changed: None, details: details.and_then(jsonb_datum) },
+    )
+}
+
 /// log_event without the name check, for the extension's own events.
 #[pg_extern(volatile, name = "_write_event")]
 fn write_event(

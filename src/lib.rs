@@ -13,6 +13,7 @@ mod ddl;
 mod diff;
 mod json;
 mod meta;
+mod notify;
 mod protect;
 mod settings;
 mod store;
@@ -35,6 +36,11 @@ extension_sql_file!(
     "../sql/query.sql",
     name = "query",
     requires = ["config", store::log_read, store::log_reads_all, store::log_reads_export, settings::redact_patterns_sql]
+);
+extension_sql_file!(
+    "../sql/retention.sql",
+    name = "retention",
+    requires = ["partitions", config::write_event, config::write_system_event]
 );
 extension_sql_file!("../sql/ddl.sql", name = "ddl", requires = ["config", config::write_event]);
 extension_sql_file!("../sql/protect.sql", name = "protect", requires = ["schema", protect::_guard]);

@@ -21,11 +21,11 @@ fn _guard<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a,
         return Ok(trigger.old());
     }
     let op = trigger.op().map(|o| o.to_string()).unwrap_or_else(|_| "change".into());
-    let table = trigger.relation().map(|r| r.name().to_string()).unwrap_or_default();
+    let table = trigger.relation().map(|r| format!("{}.{}", r.namespace(), r.name())).unwrap_or_default();
     ereport!(
         PgLogLevel::ERROR,
         PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-        format!("audit_trail.{table} is append-only: {op} is not allowed"),
+        format!("{table} is append-only: {op} is not allowed"),
         "Events are removed only by audit_trail.apply_retention() and audit_trail.maintain()."
     );
     #[allow(unreachable_code)]

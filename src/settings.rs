@@ -59,7 +59,6 @@ pub fn init() {
     ctx(c"audit_trail.service", c"The calling service; default: application_name.", &SERVICE);
     ctx(c"audit_trail.tenant", c"The tenant the change belongs to.", &TENANT);
     ctx(c"audit_trail.request_id", c"The request that caused the change.", &REQUEST_ID);
-    ctx(c"audit_trail.notify_channel", c"Channel on which each committed event is announced.", &NOTIFY_CHANNEL);
     unsafe {
         GucRegistry::define_string_guc_with_hooks(
             c"audit_trail.client_ip",
@@ -69,6 +68,17 @@ pub fn init() {
             GucContext::Userset,
             GucFlags::default(),
             Some(check_inet),
+            None,
+            None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"audit_trail.notify_channel",
+            c"Channel on which each committed event is announced.",
+            c"",
+            &NOTIFY_CHANNEL,
+            GucContext::Userset,
+            GucFlags::default(),
+            Some(check_channel),
             None,
             None,
         );
@@ -245,6 +255,19 @@ fn inet_ok(s: &str) -> Result<(), &'static CStr> {
     } else {
         Err(c"Expected an IP address such as 203.0.113.7 or 2001:db8::1.")
     }
+}
+
+fn channel_ok(s: &str) -> Result<(), &'static CStr> {
+    if s.len() < pg_sys::NAMEDATALEN as usize {
+        Ok(())
+    } else {
+        Err(c"A channel name is at most 63 bytes long.")
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_channel(newval: *mut *mut c_char, _extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
+    unsafe { check_with(newval, channel_ok) }
 }
 
 #[pg_guard]

@@ -32,11 +32,12 @@ pub struct Event {
 }
 
 thread_local! {
-    static PLANS: RefCell<HashMap<usize, usize>> = RefCell::new(HashMap::new());
+    /// Kept plans by (rows, with RETURNING id).
+    static PLANS: RefCell<HashMap<(usize, bool), usize>> = RefCell::new(HashMap::new());
     static OWNER: RefCell<Option<pg_sys::Oid>> = const { RefCell::new(None) };
 }
 
-fn insert_sql(rows: usize) -> String {
+fn insert_sql(rows: usize, returning: bool) -> String {
     let mut sql = String::from(
         "INSERT INTO audit_trail.events (occurred_at, txid, action, entity_type, actor, db_user, client_ip, \
          user_agent, service, tenant, request_id, statement, entity_id, entity_label, before, after, changed, details) VALUES ",
@@ -54,7 +55,7 @@ fn insert_sql(rows: usize) -> String {
         sql.push_str(&own.join(", "));
         sql.push(')');
     }
-    if rows == 1 {
+    if returning {
         sql.push_str(" RETURNING id");
     }
     sql
@@ -82,11 +83,13 @@ fn param_types(rows: usize) -> Vec<pg_sys::Oid> {
 }
 
 /// The kept plan for `rows` events; must be called inside an SPI connection.
-fn plan(rows: usize) -> pg_sys::SPIPlanPtr {
-    if let Some(p) = PLANS.with(|p| p.borrow().get(&rows).copied()) {
+/// Ids come back only when someone needs them: a single event's caller, or
+/// the live feed.
+fn plan(rows: usize, returning: bool) -> pg_sys::SPIPlanPtr {
+    if let Some(p) = PLANS.with(|p| p.borrow().get(&(rows, returning)).copied()) {
         return p as pg_sys::SPIPlanPtr;
     }
-    let sql = CString::new(insert_sql(rows)).unwrap();
+    let sql = CString::new(insert_sql(rows, returning)).unwrap();
     let mut types = param_types(rows);
     unsafe {
         let p = pg_sys::SPI_prepare(sql.as_ptr(), types.len() as i32, types.as_mut_ptr());
@@ -94,7 +97,7 @@ fn plan(rows: usize) -> pg_sys::SPIPlanPtr {
             error!("pg_audit_trail: could not prepare the event insert: SPI error {}", { pg_sys::SPI_result });
         }
         pg_sys::SPI_keepplan(p);
-        PLANS.with(|m| m.borrow_mut().insert(rows, p as usize));
+        PLANS.with(|m| m.borrow_mut().insert((rows, returning), p as usize));
         p
     }
 }
@@ -167,6 +170,8 @@ fn text_array(names: &[CString]) -> Datum {
 /// writes them in batches.
 pub struct Writer {
     shared: [(Datum, bool); SHARED],
+    /// The live feed, when audit_trail.notify_channel is set.
+    feed: Option<crate::notify::Feed>,
     pending: Vec<Event>,
     /// Per-batch memory: the events' datums live here until they are written.
     pub cxt: pg_sys::MemoryContext,
@@ -206,7 +211,8 @@ impl Writer {
                 pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
             )
         };
-        Writer { shared, pending: Vec::with_capacity(BATCHES[0]), cxt }
+        let feed = crate::notify::Feed::for_statement(shared[0].0, action, entity_type, &ctx.actor);
+        Writer { shared, feed, pending: Vec::with_capacity(BATCHES[0]), cxt }
     }
 
     /// Runs `f` with the batch memory context current, so whatever it
@@ -261,10 +267,12 @@ impl Writer {
                 error!("pg_audit_trail: SPI_connect failed");
             }
             let owner = log_owner();
+            let feed = self.feed.as_ref();
             let mut done = 0;
             while done < rows.len() {
                 let n = *BATCHES.iter().find(|b| **b <= rows.len() - done).unwrap();
-                let p = plan(n);
+                let returning = n == 1 || feed.is_some();
+                let p = plan(n, returning);
                 let mut values = Vec::with_capacity(SHARED + n * PER_ROW);
                 let mut nulls = Vec::with_capacity(SHARED + n * PER_ROW);
                 for (d, isnull) in self.shared.iter().copied().chain(rows[done..done + n].iter_mut().flat_map(|r| r.iter().copied())) {
@@ -280,11 +288,15 @@ impl Writer {
                 if rc != pg_sys::SPI_OK_INSERT as i32 && rc != pg_sys::SPI_OK_INSERT_RETURNING as i32 {
                     error!("pg_audit_trail: writing {n} events failed: SPI error {rc}");
                 }
-                if n == 1 && pg_sys::SPI_processed == 1 {
-                    let tt = pg_sys::SPI_tuptable;
+                let tt = pg_sys::SPI_tuptable;
+                let returned = if returning && !tt.is_null() { (pg_sys::SPI_processed as usize).min(n) } else { 0 };
+                for i in 0..returned {
                     let mut isnull = false;
-                    let d = pg_sys::SPI_getbinval(*(*tt).vals, (*tt).tupdesc, 1, &mut isnull);
-                    last_id = Some(d.value() as i64);
+                    let id = pg_sys::SPI_getbinval(*(*tt).vals.add(i), (*tt).tupdesc, 1, &mut isnull).value() as i64;
+                    last_id = Some(id);
+                    if let Some(feed) = feed {
+                        feed.announce(id, events[done + i].entity_id.as_deref());
+                    }
                 }
                 done += n;
             }
@@ -307,7 +319,15 @@ impl Writer {
 /// Writes one event outside any trigger (application events, enable/disable,
 /// maintenance) and returns its id.
 pub fn write_one(action: &str, entity_type: Option<&str>, event: Event) -> i64 {
-    let ctx = Context::current();
+    write_one_as(None, action, entity_type, event)
+}
+
+/// write_one with the actor given, whatever the context says.
+pub fn write_one_as(actor: Option<&str>, action: &str, entity_type: Option<&str>, event: Event) -> i64 {
+    let mut ctx = Context::current();
+    if let Some(a) = actor {
+        ctx.actor = a.to_string();
+    }
     let mut w = Writer::new(&ctx, action, entity_type);
     w.pending.push(event);
     w.finish().unwrap_or_else(|| error!("pg_audit_trail: the event was not written"))
