@@ -33,7 +33,8 @@ GRANT EXECUTE ON FUNCTION audit_trail._where(text[], text[], text, text, timesta
                           audit_trail._effective_redact(regclass, text[], text[]),
                           audit_trail._log_read(text, jsonb),
                           audit_trail._log_reads_all(),
-                          audit_trail._log_reads_export()
+                          audit_trail._log_reads_export(),
+                          audit_trail._setting(text)
    TO PUBLIC;
 -- set_context() runs as its caller and asks this harmless question.
 GRANT EXECUTE ON FUNCTION audit_trail._in_transaction_block() TO PUBLIC;

@@ -70,7 +70,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     kind text := audit_trail._partition_interval_kind();
-    ahead int := current_setting('audit_trail.premake')::int;
+    ahead int := audit_trail._setting('audit_trail.premake')::int;
     last_end timestamptz;
     start_at timestamptz;
     goal timestamptz;

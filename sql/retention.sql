@@ -6,7 +6,7 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v text := btrim(coalesce(current_setting(name, true), ''));
+    v text := btrim(coalesce(audit_trail._setting(name), ''));
 BEGIN
     IF v IN ('', '0') THEN
         RETURN NULL;
@@ -107,7 +107,7 @@ DECLARE
     done jsonb := '[]';
 BEGIN
     keep := coalesce(keep, audit_trail._interval_setting('audit_trail.retention'));
-    archive := coalesce(archive, current_setting('audit_trail.archive')::boolean);
+    archive := coalesce(archive, audit_trail._setting('audit_trail.archive')::boolean);
     FOR r IN SELECT * FROM audit_trail._apply_retention(keep, archive) LOOP
         action := r.action; partition := r.partition; rows := r.rows;
         RETURN NEXT;
@@ -131,7 +131,7 @@ DECLARE
     r record;
     done jsonb := '[]';
     keep interval := audit_trail._interval_setting('audit_trail.retention');
-    archive boolean := current_setting('audit_trail.archive')::boolean;
+    archive boolean := audit_trail._setting('audit_trail.archive')::boolean;
 BEGIN
     FOR r IN
         SELECT p.action, p.partition, NULL::bigint AS rows FROM audit_trail._premake() p
@@ -143,9 +143,9 @@ BEGIN
         done := done || jsonb_strip_nulls(jsonb_build_object('action', r.action, 'partition', r.partition, 'rows', r.rows));
     END LOOP;
     PERFORM audit_trail._write_system_event('MAINTENANCE', 'audit_trail.events',
-        jsonb_build_object('done', done, 'partition_interval', current_setting('audit_trail.partition_interval'),
-                           'premake', current_setting('audit_trail.premake')::int,
-                           'retention', current_setting('audit_trail.retention'), 'archive', archive));
+        jsonb_build_object('done', done, 'partition_interval', audit_trail._setting('audit_trail.partition_interval'),
+                           'premake', audit_trail._setting('audit_trail.premake')::int,
+                           'retention', audit_trail._setting('audit_trail.retention'), 'archive', archive));
 END
 $$;
 

@@ -30,7 +30,7 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/partitions.sql",
     name = "partitions",
-    requires = ["config", "protect", protect::trim_default, settings::partition_interval_kind_sql]
+    requires = ["config", "protect", protect::trim_default, settings::partition_interval_kind_sql, settings::setting_sql]
 );
 extension_sql_file!(
     "../sql/query.sql",

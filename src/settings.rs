@@ -304,6 +304,24 @@ pub fn redact_patterns() -> Vec<String> {
         .collect()
 }
 
+/// `current_setting(name)` for our own settings. Being a function of the
+/// library, calling it loads the library, so the setting is defined (with its
+/// default) even in a session that has not touched the extension yet — a
+/// pg_cron job running maintain(), say.
+#[pg_extern(stable, name = "_setting")]
+fn setting_sql(name: &str) -> Option<String> {
+    if !name.starts_with("audit_trail.") {
+        error!("pg_audit_trail: {name} is not a setting of pg_audit_trail");
+    }
+    let c = CString::new(name).ok()?;
+    let v = unsafe { pg_sys::GetConfigOption(c.as_ptr(), false, false) };
+    if v.is_null() {
+        None
+    } else {
+        Some(unsafe { CStr::from_ptr(v) }.to_string_lossy().into_owned())
+    }
+}
+
 /// The redaction patterns in force, for the SQL side.
 #[pg_extern(stable, name = "_redact_patterns")]
 fn redact_patterns_sql() -> Vec<String> {
