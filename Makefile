@@ -1,5 +1,5 @@
 # pg_audit_trail — the commands the README documents.
-.PHONY: setup install test test-unit test-sql test-integration demo demo-stop clean
+.PHONY: setup install test test-unit test-sql test-integration demo demo-stop clean bench
 
 setup:
 	bash scripts/setup
@@ -29,3 +29,7 @@ demo-stop:
 clean:
 	bash scripts/demo stop || true
 	rm -rf build target
+
+# Benchmarks (not tests): capture cost, reading speed, retention. See bench/run.
+bench:
+	bash bench/run

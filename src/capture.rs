@@ -144,9 +144,10 @@ unsafe fn for_each_pair(
 /// INSERT (the new row in `after`) or DELETE (the old row in `before`).
 fn whole_row(meta: &TableMeta, row: &Row, is_new: bool) -> Event {
     let mut obj = ObjectBuilder::new();
-    for c in &meta.columns {
+    for &i in &meta.json_order {
+        let c = &meta.columns[i];
         let (d, isnull) = row.get(c.index);
-        obj.add(&c.name, d, isnull, c.typid, c.render);
+        obj.add(&c.name, d, isnull, c.typid, c.kind, c.render);
     }
     let image = Some(obj.finish());
     Event {
@@ -161,32 +162,33 @@ fn whole_row(meta: &TableMeta, row: &Row, is_new: bool) -> Event {
 
 /// UPDATE: only the recorded columns whose values differ; None when none do.
 fn changed_row(meta: &TableMeta, old: &Row, new: &Row) -> Option<Event> {
-    let changed: Vec<&Column> = meta
+    let is_changed: Vec<bool> = meta
         .columns
         .iter()
-        .filter(|c| {
+        .map(|c| {
             let (a, an) = old.get(c.index);
             let (b, bn) = new.get(c.index);
             !diff::same(c, a, an, b, bn)
         })
         .collect();
-    if changed.is_empty() {
+    if !is_changed.contains(&true) {
         return None;
     }
     let mut before = ObjectBuilder::new();
     let mut after = ObjectBuilder::new();
-    for c in &changed {
+    for &i in meta.json_order.iter().filter(|&&i| is_changed[i]) {
+        let c = &meta.columns[i];
         let (a, an) = old.get(c.index);
         let (b, bn) = new.get(c.index);
-        before.add(&c.name, a, an, c.typid, c.render);
-        after.add(&c.name, b, bn, c.typid, c.render);
+        before.add(&c.name, a, an, c.typid, c.kind, c.render);
+        after.add(&c.name, b, bn, c.typid, c.kind, c.render);
     }
     Some(Event {
         entity_id: entity_id(meta, new),
         entity_label: label(meta, new, Some(old)),
         before: Some(before.finish()),
         after: Some(after.finish()),
-        changed: Some(changed.iter().map(|c| c.name.clone()).collect()),
+        changed: Some(meta.columns.iter().zip(&is_changed).filter(|(_, &x)| x).map(|(c, _)| c.name.clone()).collect()),
         details: None,
     })
 }

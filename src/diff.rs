@@ -40,7 +40,7 @@ mod tests {
     use pgrx::prelude::*;
 
     fn col(typid: pg_sys::Oid, typlen: i16, typbyval: bool) -> Column {
-        Column { index: 0, name: c"c".into(), typid, typlen, typbyval, render: Render::Value }
+        Column { index: 0, name: c"c".into(), typid, typlen, typbyval, kind: crate::json::Kind::Other, render: Render::Value }
     }
 
     #[pg_test]

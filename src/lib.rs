@@ -16,6 +16,7 @@ mod meta;
 mod notify;
 mod protect;
 mod settings;
+mod sink;
 mod store;
 
 ::pgrx::pg_module_magic!();

@@ -5,7 +5,7 @@
 //! rename, or an explicit `_invalidate` from enable/disable) so the hot path
 //! never looks anything up per row.
 
-use crate::json::Render;
+use crate::json::{Kind, Render};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::RefCell;
@@ -21,6 +21,7 @@ pub struct Column {
     pub typid: pg_sys::Oid,
     pub typlen: i16,
     pub typbyval: bool,
+    pub kind: Kind,
     pub render: Render,
 }
 
@@ -31,6 +32,9 @@ pub struct TableMeta {
     pub entity_type: String,
     /// Recorded columns (not excluded, not dropped), in column order.
     pub columns: Vec<Column>,
+    /// Indexes into `columns` in jsonb's key order (shorter names first,
+    /// then bytewise), the order objects are built in.
+    pub json_order: Vec<usize>,
     /// The entity key's columns; empty when the table has no key.
     pub key: Vec<Column>,
     pub label: Option<Column>,
@@ -56,6 +60,7 @@ pub fn get(rel: pg_sys::Relation) -> Option<Rc<TableMeta>> {
 /// by it (a rename of the parent changes their entity name too).
 #[pg_guard]
 unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    crate::store::forget_log(relid);
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if relid == pg_sys::InvalidOid {
@@ -157,7 +162,15 @@ fn build(rel: pg_sys::Relation) -> Option<TableMeta> {
         };
         all.push((
             name_str,
-            Column { index: i, name, typid: att.atttypid, typlen: att.attlen, typbyval: att.attbyval, render },
+            Column {
+                index: i,
+                name,
+                typid: att.atttypid,
+                typlen: att.attlen,
+                typbyval: att.attbyval,
+                kind: Kind::of(att.atttypid),
+                render,
+            },
         ));
     }
     let pick = |wanted: &str| {
@@ -167,12 +180,18 @@ fn build(rel: pg_sys::Relation) -> Option<TableMeta> {
             typid: c.typid,
             typlen: c.typlen,
             typbyval: c.typbyval,
+            kind: c.kind,
             render: c.render,
         })
     };
     let key: Vec<Column> = s.key_columns.iter().filter_map(|k| pick(k)).collect();
     let label = s.label_column.as_deref().and_then(pick);
     let key = if key.len() == s.key_columns.len() { key } else { Vec::new() };
-    let columns = all.into_iter().filter(|(n, _)| !s.exclude.contains(n)).map(|(_, c)| c).collect();
-    Some(TableMeta { audited: s.audited, entity_type: s.entity_type, columns, key, label })
+    let columns: Vec<Column> = all.into_iter().filter(|(n, _)| !s.exclude.contains(n)).map(|(_, c)| c).collect();
+    let mut json_order: Vec<usize> = (0..columns.len()).collect();
+    json_order.sort_by(|&a, &b| {
+        let (a, b) = (columns[a].name.as_bytes(), columns[b].name.as_bytes());
+        a.len().cmp(&b.len()).then(a.cmp(b))
+    });
+    Some(TableMeta { audited: s.audited, entity_type: s.entity_type, columns, json_order, key, label })
 }

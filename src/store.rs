@@ -34,7 +34,8 @@ pub struct Event {
 thread_local! {
     /// Kept plans by (rows, with RETURNING id).
     static PLANS: RefCell<HashMap<(usize, bool), usize>> = RefCell::new(HashMap::new());
-    static OWNER: RefCell<Option<pg_sys::Oid>> = const { RefCell::new(None) };
+    /// (audit_trail.events, its id sequence, its owner), looked up once.
+    static LOG_IDS: RefCell<Option<LogIds>> = const { RefCell::new(None) };
 }
 
 fn insert_sql(rows: usize, returning: bool) -> String {
@@ -102,17 +103,51 @@ fn plan(rows: usize, returning: bool) -> pg_sys::SPIPlanPtr {
     }
 }
 
+#[derive(Clone, Copy)]
+struct LogIds {
+    events: pg_sys::Oid,
+    seq: pg_sys::Oid,
+    owner: pg_sys::Oid,
+}
+
+fn log_ids() -> LogIds {
+    if let Some(ids) = LOG_IDS.with(|o| *o.borrow()) {
+        return ids;
+    }
+    let ids = Spi::connect(|c| {
+        let t = c
+            .select(
+                "SELECT k.oid, 'audit_trail.events_id_seq'::regclass::oid, k.relowner
+                 FROM pg_catalog.pg_class k WHERE k.oid = 'audit_trail.events'::regclass",
+                Some(1),
+                &[],
+            )?
+            .first();
+        Ok::<_, pgrx::spi::Error>(LogIds {
+            events: t.get(1)?.unwrap_or(pg_sys::InvalidOid),
+            seq: t.get(2)?.unwrap_or(pg_sys::InvalidOid),
+            owner: t.get(3)?.unwrap_or(pg_sys::InvalidOid),
+        })
+    })
+    .unwrap_or_else(|e| error!("pg_audit_trail: audit_trail.events is missing: {e}"));
+    LOG_IDS.with(|x| *x.borrow_mut() = Some(ids));
+    ids
+}
+
+/// Relcache invalidation of the log (or of everything): look it up again,
+/// it may have been dropped and made anew.
+pub fn forget_log(relid: pg_sys::Oid) {
+    LOG_IDS.with(|x| {
+        let mut x = x.borrow_mut();
+        if relid == pg_sys::InvalidOid || x.map_or(false, |ids| ids.events == relid) {
+            *x = None;
+        }
+    });
+}
+
 /// The owner of audit_trail.events, who alone may write to it.
 fn log_owner() -> pg_sys::Oid {
-    if let Some(o) = OWNER.with(|o| *o.borrow()) {
-        return o;
-    }
-    let o = Spi::get_one::<pg_sys::Oid>("SELECT relowner FROM pg_catalog.pg_class WHERE oid = 'audit_trail.events'::regclass")
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| error!("pg_audit_trail: audit_trail.events is missing"));
-    OWNER.with(|x| *x.borrow_mut() = Some(o));
-    o
+    log_ids().owner
 }
 
 /// Runs `f` as the owner of audit_trail.events, for work on the extension's
@@ -172,6 +207,9 @@ pub struct Writer {
     shared: [(Datum, bool); SHARED],
     /// The live feed, when audit_trail.notify_channel is set.
     feed: Option<crate::notify::Feed>,
+    /// The direct path into the covering partition: opened at the first
+    /// write (Some(None) when the SQL path must be used).
+    sink: Option<Option<crate::sink::Sink>>,
     pending: Vec<Event>,
     /// Per-batch memory: the events' datums live here until they are written.
     pub cxt: pg_sys::MemoryContext,
@@ -212,7 +250,7 @@ impl Writer {
             )
         };
         let feed = crate::notify::Feed::for_statement(shared[0].0, action, entity_type, &ctx.actor);
-        Writer { shared, feed, pending: Vec::with_capacity(BATCHES[0]), cxt }
+        Writer { shared, feed, sink: None, pending: Vec::with_capacity(BATCHES[0]), cxt }
     }
 
     /// Runs `f` with the batch memory context current, so whatever it
@@ -263,10 +301,41 @@ impl Writer {
             let mut saved_user = pg_sys::InvalidOid;
             let mut saved_sec = 0;
             pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_sec);
+            let ids = log_ids();
+            if self.sink.is_none() {
+                pg_sys::SetUserIdAndSecContext(
+                    ids.owner,
+                    saved_sec | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+                );
+                self.sink = Some(crate::sink::Sink::open(ids.events, ids.seq, self.shared[0].0));
+                pg_sys::SetUserIdAndSecContext(saved_user, saved_sec);
+            }
+            if let Some(Some(sink)) = self.sink.as_mut() {
+                let s = &self.shared;
+                for (i, r) in rows.iter().enumerate() {
+                    let mut values = [
+                        Datum::from(0), s[0].0, s[1].0, s[2].0, s[3].0, r[0].0, r[1].0, r[2].0, r[3].0, r[4].0, r[5].0,
+                        s[4].0, s[5].0, s[6].0, s[7].0, s[8].0, s[9].0, s[10].0, s[11].0,
+                    ];
+                    let mut nulls = [
+                        false, s[0].1, s[1].1, s[2].1, s[3].1, r[0].1, r[1].1, r[2].1, r[3].1, r[4].1, r[5].1, s[4].1,
+                        s[5].1, s[6].1, s[7].1, s[8].1, s[9].1, s[10].1, s[11].1,
+                    ];
+                    let id = sink.insert(&mut values, &mut nulls);
+                    last_id = Some(id);
+                    if let Some(feed) = self.feed.as_ref() {
+                        feed.announce(id, events[i].entity_id.as_deref());
+                    }
+                }
+                drop(rows);
+                drop(events);
+                pg_sys::MemoryContextReset(self.cxt);
+                return last_id;
+            }
             if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
                 error!("pg_audit_trail: SPI_connect failed");
             }
-            let owner = log_owner();
+            let owner = ids.owner;
             let feed = self.feed.as_ref();
             let mut done = 0;
             while done < rows.len() {
@@ -311,6 +380,9 @@ impl Writer {
     /// Writes the rest; returns the last id (meaningful for a single event).
     pub fn finish(mut self) -> Option<i64> {
         let id = self.flush();
+        if let Some(Some(sink)) = self.sink.take() {
+            sink.close();
+        }
         unsafe { pg_sys::MemoryContextDelete(self.cxt) };
         id
     }

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Reading the trail on a log of N events over seven monthly partitions:
+# timings (median of 7 runs after a warm-up) and the plans behind them.
+#   bench/read.sh PORT EVENTS RESULTS
+set -euo pipefail
+PORT=$1; EVENTS=$2; RESULTS=$3
+q() { psql -X -q -At -h 127.0.0.1 -p "$PORT" -U postgres -d bench_read -v ON_ERROR_STOP=1 "$@"; }
+psql -X -q -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -c "DROP DATABASE IF EXISTS bench_read" -c "CREATE DATABASE bench_read"
+q <<SQL
+CREATE EXTENSION pg_audit_trail;
+CREATE TABLE orders (id int PRIMARY KEY);
+SELECT audit_trail._create_partition(m, m + interval '1 month')
+FROM generate_series(date_trunc('month', now() AT TIME ZONE 'UTC') - interval '6 months',
+                     date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month', interval '1 month') m;
+CREATE FUNCTION time_ms(stmt text) RETURNS float8 LANGUAGE plpgsql AS \$\$
+DECLARE t0 timestamptz := clock_timestamp();
+BEGIN
+    EXECUTE stmt;
+    RETURN 1000 * extract(epoch FROM clock_timestamp() - t0);
+END \$\$;
+SQL
+echo "  generating $EVENTS events over 180 days"
+t0=$(date +%s)
+q <<SQL
+-- 20 entity types, 100,000 entities each, 500 actors, 10 tenants; ids follow time.
+INSERT INTO audit_trail.events (occurred_at, txid, action, entity_type, entity_id, entity_label, before, after,
+                                changed, actor, db_user, client_ip, service, tenant)
+SELECT now() - interval '180 days' * (1 - g::float8 / $EVENTS),
+       g / 3,
+       (ARRAY['INSERT','UPDATE','UPDATE','UPDATE','DELETE','USER_LOGIN'])[1 + g % 6],
+       CASE WHEN g % 20 = 0 THEN 'public.orders' ELSE 'public.t' || (g % 20) END,
+       ((g::bigint * 7919) % 100000)::text,
+       'entity ' || ((g::bigint * 7919) % 100000),
+       CASE WHEN g % 6 IN (1, 2, 3) THEN jsonb_build_object('status', 'old', 'qty', g % 50) END,
+       jsonb_build_object('status', 'new', 'qty', g % 51),
+       CASE WHEN g % 6 IN (1, 2, 3) THEN ARRAY['status', 'qty'] END,
+       'user' || (g % 500) || '@example.com', 'app', '10.0.0.1', 'web', 'tenant' || (g % 10)
+FROM generate_series(1, $EVENTS) g;
+VACUUM ANALYZE audit_trail.events;
+SQL
+echo "  generated in $(( $(date +%s) - t0 ))s"
+maxid=$(q -c "SELECT max(id) FROM audit_trail.events")
+deep=$(( maxid - 10000 * 50 ))
+declare -A QUERIES=(
+  [1_first_page]="SELECT count(*) FROM audit_trail.search()"
+  [2_action_entity_type]="SELECT count(*) FROM audit_trail.search(actions => '{UPDATE}', entity_types => '{public.orders}')"
+  [3_seven_days]="SELECT count(*) FROM audit_trail.search(since => now() - interval '7 days')"
+  [4_keyset_10000_pages_deep]="SELECT count(*) FROM audit_trail.search(before_id => $deep)"
+  [5_history]="SELECT count(*) FROM audit_trail.history('orders', '4242')"
+  [6_count_seven_days]="SELECT audit_trail.count(since => now() - interval '7 days')"
+  [7_page_100_offset]="SELECT count(*) FROM audit_trail.search(page => 100)"
+)
+declare -A LABEL=(
+  [1_first_page]="search(): first page, no filter"
+  [2_action_entity_type]="search(): first page, action + entity type"
+  [3_seven_days]="search(): first page, 7-day range"
+  [4_keyset_10000_pages_deep]="search(): keyset page 10,000 pages deep"
+  [5_history]="history() of one entity"
+  [6_count_seven_days]="count() over 7 days"
+  [7_page_100_offset]="search(): page 100 by OFFSET (for comparison)"
+)
+declare -A TARGET=([1_first_page]="< 10 ms" [2_action_entity_type]="< 10 ms" [3_seven_days]="< 10 ms"
+  [4_keyset_10000_pages_deep]="< 10 ms" [5_history]="< 5 ms" [6_count_seven_days]="< 1 s" [7_page_100_offset]="")
+{
+  echo
+  echo "## Reading the trail ($EVENTS events, 7 monthly partitions, $(q -c "SELECT pg_size_pretty(sum(total_bytes)) FROM audit_trail.partitions"))"
+  echo
+  echo "| query | median of 7 | target |"
+  echo "|---|---|---|"
+} >> "$RESULTS"
+for k in $(printf '%s\n' "${!QUERIES[@]}" | sort); do
+  q -c "SELECT time_ms(\$q\$${QUERIES[$k]}\$q\$)" >/dev/null
+  ms=$(for i in 1 2 3 4 5 6 7; do q -c "SELECT time_ms(\$q\$${QUERIES[$k]}\$q\$)"; done | sort -g | sed -n 4p)
+  printf '  %-45s %8.2f ms\n' "${LABEL[$k]}" "$ms"
+  printf '| %s | %.2f ms | %s |\n' "${LABEL[$k]}" "$ms" "${TARGET[$k]}" >> "$RESULTS"
+done
+{
+  echo
+  echo "Plans of the queries search(), history() and count() run (EXPLAIN ANALYZE, costs off):"
+  for sqlq in \
+    "SELECT * FROM audit_trail.events WHERE true ORDER BY id DESC LIMIT 50" \
+    "SELECT * FROM audit_trail.events WHERE upper(action) = ANY ('{UPDATE}') AND entity_type = ANY ('{public.orders}') ORDER BY id DESC LIMIT 50" \
+    "SELECT * FROM audit_trail.events WHERE occurred_at >= now() - interval '7 days' ORDER BY id DESC LIMIT 50" \
+    "SELECT * FROM audit_trail.events WHERE id < $deep ORDER BY id DESC LIMIT 50" \
+    "SELECT * FROM audit_trail.history('orders', '4242')" \
+    "SELECT count(*) FROM audit_trail.events WHERE occurred_at >= now() - interval '7 days'"; do
+    echo
+    echo '```'
+    echo "$sqlq"
+    q -c "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) $sqlq" | grep -v "^$" | head -30
+    echo '```'
+  done
+} >> "$RESULTS"
