@@ -44,7 +44,7 @@ fn trim_default(from: Option<pgrx::datum::TimestampWithTimeZone>, until: pgrx::d
     }
     RETENTION_ACTIVE.with(|r| r.set(true));
     let _reset = Reset;
-    Spi::connect_mut(|client| {
+    crate::store::with_pinned_search_path(|| Spi::connect_mut(|client| {
         client
             .update(
                 "DELETE FROM audit_trail.events_default WHERE ($1 IS NULL OR occurred_at >= $1) AND occurred_at < $2",
@@ -52,6 +52,6 @@ fn trim_default(from: Option<pgrx::datum::TimestampWithTimeZone>, until: pgrx::d
                 &[from.into(), until.into()],
             )
             .map(|t| t.len() as i64)
-    })
+    }))
     .unwrap_or_else(|e| error!("{e}"))
 }

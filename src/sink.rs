@@ -84,6 +84,10 @@ impl Sink {
             std::ptr::copy_nonoverlapping(values.as_ptr(), (*self.slot).tts_values, 19);
             std::ptr::copy_nonoverlapping(nulls.as_ptr(), (*self.slot).tts_isnull, 19);
             pg_sys::ExecStoreVirtualTuple(self.slot);
+            // NOT NULL and any CHECK constraint hold here as for an INSERT.
+            if !(*(*self.leaf).rd_att).constr.is_null() {
+                pg_sys::ExecConstraints(self.rri, self.slot, self.estate);
+            }
             pg_sys::simple_table_tuple_insert(self.leaf, self.slot);
             if (*self.rri).ri_NumIndices > 0 {
                 pg_sys::ExecInsertIndexTuples(

@@ -114,7 +114,7 @@ fn log_ids() -> LogIds {
     if let Some(ids) = LOG_IDS.with(|o| *o.borrow()) {
         return ids;
     }
-    let ids = Spi::connect(|c| {
+    let ids = with_pinned_search_path(|| Spi::connect(|c| {
         let t = c
             .select(
                 "SELECT k.oid, 'audit_trail.events_id_seq'::regclass::oid, k.relowner
@@ -128,7 +128,7 @@ fn log_ids() -> LogIds {
             seq: t.get(2)?.unwrap_or(pg_sys::InvalidOid),
             owner: t.get(3)?.unwrap_or(pg_sys::InvalidOid),
         })
-    })
+    }))
     .unwrap_or_else(|e| error!("pg_audit_trail: audit_trail.events is missing: {e}"));
     LOG_IDS.with(|x| *x.borrow_mut() = Some(ids));
     ids
@@ -150,12 +150,36 @@ fn log_owner() -> pg_sys::Oid {
     log_ids().owner
 }
 
-/// Runs `f` as the owner of audit_trail.events, for work on the extension's
-/// own tables that the caller has no privilege for. The caller's identity is
-/// restored afterwards, and by PostgreSQL itself if `f` raises.
+/// Runs `f` with `search_path = pg_catalog, pg_temp`, as a function's SET
+/// clause would: SQL the extension runs for itself must not resolve a
+/// function or operator from a schema the caller put on their path.
+/// PostgreSQL unwinds the setting itself if `f` raises.
+pub fn with_pinned_search_path<T>(f: impl FnOnce() -> T) -> T {
+    unsafe {
+        let nest = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        let r = f();
+        pg_sys::AtEOXact_GUC(true, nest);
+        r
+    }
+}
+
+/// Runs `f` as the owner of audit_trail.events, with a pinned search_path,
+/// for work on the extension's own tables that the caller has no privilege
+/// for. The caller's identity is restored afterwards, and by PostgreSQL
+/// itself if `f` raises.
 pub fn as_log_owner<T>(f: impl FnOnce() -> T) -> T {
     let owner = log_owner();
-    unsafe {
+    with_pinned_search_path(|| unsafe {
         let mut user = pg_sys::InvalidOid;
         let mut sec = 0;
         pg_sys::GetUserIdAndSecContext(&mut user, &mut sec);
@@ -163,7 +187,7 @@ pub fn as_log_owner<T>(f: impl FnOnce() -> T) -> T {
         let r = f();
         pg_sys::SetUserIdAndSecContext(user, sec);
         r
-    }
+    })
 }
 
 fn text_datum(s: &str) -> Datum {
@@ -428,7 +452,7 @@ fn log_read(action: &str, details: pgrx::JsonB) -> Option<i64> {
     if action != "AUDIT_LOG_ACCESSED" && action != "AUDIT_LOG_EXPORTED" {
         error!("pg_audit_trail: \"{action}\" is not a read action");
     }
-    let may_read = Spi::get_one::<bool>("SELECT has_table_privilege('audit_trail.events', 'SELECT')")
+    let may_read = with_pinned_search_path(|| Spi::get_one::<bool>("SELECT has_table_privilege('audit_trail.events', 'SELECT')"))
         .ok()
         .flatten()
         .unwrap_or(false);
