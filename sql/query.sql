@@ -29,8 +29,7 @@ BEGIN
     IF until IS NOT NULL THEN w := array_append(w, 'occurred_at < $6'); END IF;
     IF q IS NOT NULL THEN
         w := array_append(w, '(strpos(lower(action), lower($7)) > 0 OR strpos(lower(actor), lower($7)) > 0
-                    OR strpos(lower(entity_type COLLATE "default"), lower($7)) > 0
-                    OR strpos(lower(entity_id COLLATE "default"), lower($7)) > 0
+                    OR strpos(lower(entity_type), lower($7)) > 0 OR strpos(lower(entity_id), lower($7)) > 0
                     OR strpos(lower(entity_label), lower($7)) > 0)');
     END IF;
     IF tenant IS NOT NULL THEN w := array_append(w, 'tenant = $8'); END IF;

@@ -15,9 +15,8 @@ CREATE TABLE audit_trail.events (
     occurred_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
     txid         bigint      NOT NULL DEFAULT txid_current(),
     action       text        NOT NULL,
-    -- Compared bytewise (C collation): cheaper to index, and a key is a key.
-    entity_type  text COLLATE "C",
-    entity_id    text COLLATE "C",
+    entity_type  text,
+    entity_id    text,
     entity_label text,
     before       jsonb,
     after        jsonb,
