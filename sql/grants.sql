@@ -27,7 +27,7 @@ GRANT EXECUTE ON FUNCTION audit_trail._where(text[], text[], text, text, timesta
                           audit_trail._csv(text),
                           audit_trail._names_of(regclass),
                           audit_trail._row_settings(regclass),
-                          audit_trail._is_bytea(oid),
+                          audit_trail._contains_bytea(oid),
                           audit_trail._key_columns(regclass),
                           audit_trail._columns(regclass),
                           audit_trail._effective_redact(regclass, text[], text[]),

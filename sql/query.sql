@@ -240,19 +240,6 @@ AS $$
     ORDER BY c.ord, c.col;
 $$;
 
--- bytea, or a domain over it.
-CREATE FUNCTION audit_trail._is_bytea(typ oid) RETURNS boolean
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    WITH RECURSIVE t(oid, base) AS (
-        SELECT oid, typbasetype FROM pg_type WHERE oid = typ
-        UNION ALL
-        SELECT p.oid, p.typbasetype FROM pg_type p JOIN t ON p.oid = t.base
-    )
-    SELECT coalesce(bool_or(oid = 'bytea'::regtype), false) FROM t;
-$$;
-
 -- How row_as_of must render a table's rows: its key, and which columns the
 -- trail leaves out or redacts (the redaction patterns apply to a table that
 -- is not audited too: row_as_of shows no more than the trail would).
@@ -315,7 +302,7 @@ BEGIN
         FOR col IN
             SELECT a.attname FROM pg_attribute a
             WHERE a.attrelid = target AND a.attnum > 0 AND NOT a.attisdropped
-              AND audit_trail._is_bytea(a.atttypid) AND live ? a.attname AND live -> a.attname <> 'null'
+              AND audit_trail._contains_bytea(a.atttypid) AND live ? a.attname AND live -> a.attname <> 'null'
         LOOP
             live := jsonb_set(live, ARRAY[col], '"[BINARY DATA]"');
         END LOOP;

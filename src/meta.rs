@@ -102,6 +102,8 @@ struct Settings {
     exclude: Vec<String>,
     key_columns: Vec<String>,
     label_column: Option<String>,
+    /// Names of the columns whose values hold bytea somewhere.
+    binary: Vec<String>,
 }
 
 /// The settings come from audit_trail.config, which the user changing the
@@ -111,7 +113,10 @@ fn load_settings(relid: pg_sys::Oid) -> Option<Settings> {
         let rows = client
             .select(
                 "SELECT c.relid::oid, format('%I.%I', n.nspname, k.relname), c.redact, c.redact_patterns,
-                        c.exclude, coalesce(c.key_columns, audit_trail._key_columns(c.relid)), c.label_column
+                        c.exclude, coalesce(c.key_columns, audit_trail._key_columns(c.relid)), c.label_column,
+                        ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+                              WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped
+                                AND audit_trail._contains_bytea(a.atttypid))
                  FROM audit_trail.config c
                  JOIN pg_catalog.pg_class k ON k.oid = c.relid
                  JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace
@@ -133,6 +138,7 @@ fn load_settings(relid: pg_sys::Oid) -> Option<Settings> {
             exclude: list(5),
             key_columns: list(6),
             label_column: row.get(7).ok().flatten(),
+            binary: list(8),
         })
     }))
 }
@@ -152,7 +158,7 @@ fn build(rel: pg_sys::Relation) -> Option<TableMeta> {
         let name_str = name.to_string_lossy().into_owned();
         let lower = name_str.to_lowercase();
         let redacted = s.redact.contains(&name_str) || s.patterns.iter().any(|p| lower.contains(p.as_str()));
-        let binary = unsafe { pg_sys::getBaseType(att.atttypid) } == pg_sys::BYTEAOID;
+        let binary = s.binary.contains(&name_str);
         let render = if redacted {
             Render::Redacted
         } else if binary {

@@ -13,7 +13,8 @@ DELETE FROM accounts;
 SELECT action, before, after, changed FROM audit_trail.events WHERE entity_type = 'public.accounts' ORDER BY id;
 -- No secret, in any form, anywhere in the log.
 SELECT count(*) AS leaks FROM audit_trail.events e
-WHERE e::text ~ '(hunter2|correct horse|JBSWY3DP|4111|only excluded|00ff)';
+WHERE concat_ws(' ', e.before, e.after, e.changed, e.details, e.entity_id, e.entity_label, e.statement)
+      ~ '(hunter2|correct horse|JBSWY3DP|4111|only excluded|00ff)';
 
 -- Patterns in force at enable() apply to columns added later too.
 ALTER TABLE accounts ADD COLUMN reset_token text;
