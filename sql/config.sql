@@ -91,6 +91,7 @@ $$;
 
 CREATE FUNCTION audit_trail._trigger_names() RETURNS text[]
 LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
 AS $$ SELECT ARRAY['audit_trail_insert', 'audit_trail_update', 'audit_trail_delete', 'audit_trail_truncate'] $$;
 
 -- The capture triggers, one per action (transition tables allow one event

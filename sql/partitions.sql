@@ -23,11 +23,13 @@ $$;
 -- session computes the same bounds.
 CREATE FUNCTION audit_trail._period_start(ts timestamptz, kind text) RETURNS timestamptz
 LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
 AS $$ SELECT date_trunc(kind, ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' $$;
 
 -- The start of the period after the one containing ts, plus n-1 more.
 CREATE FUNCTION audit_trail._period_after(ts timestamptz, kind text, n int DEFAULT 1) RETURNS timestamptz
 LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
 AS $$ SELECT date_trunc(kind, (ts AT TIME ZONE 'UTC') + n * ('1 ' || kind)::interval) AT TIME ZONE 'UTC' $$;
 
 -- Makes the partition [range_start, range_end). Rows the default partition

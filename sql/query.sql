@@ -40,6 +40,7 @@ $$;
 -- Upper-cased action list (actions match case-insensitively).
 CREATE FUNCTION audit_trail._upper_all(a text[]) RETURNS text[]
 LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
 AS $$ SELECT array_agg(upper(x)) FROM unnest(a) x $$;
 
 -- The filters as recorded in AUDIT_LOG_* events: only those given.
@@ -48,6 +49,7 @@ CREATE FUNCTION audit_trail._filters_json(
     since timestamptz, until timestamptz, q text, tenant text
 ) RETURNS jsonb
 LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT jsonb_strip_nulls(jsonb_build_object(
         'actions', actions, 'entity_types', entity_types, 'entity_id', entity_id, 'actor', actor,
@@ -124,9 +126,15 @@ $$;
 
 -- One CSV field per RFC 4180: quoted when it holds a comma, quote or line
 -- break, quotes doubled; NULL is the empty field.
+-- Called once per field, so it is kept inlinable (no SET clause) and names
+-- everything in full instead.
 CREATE FUNCTION audit_trail._csv(v text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT
-AS $$ SELECT CASE WHEN v ~ '[",\r\n]' THEN '"' || replace(v, '"', '""') || '"' ELSE v END $$;
+AS $$
+    SELECT CASE WHEN v OPERATOR(pg_catalog.~) '[",\r\n]'
+                THEN '"' OPERATOR(pg_catalog.||) pg_catalog.replace(v, '"', '""') OPERATOR(pg_catalog.||) '"'
+                ELSE v END
+$$;
 
 CREATE FUNCTION audit_trail.export(
     format       text        DEFAULT 'csv',

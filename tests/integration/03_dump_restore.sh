@@ -12,7 +12,14 @@ CREATE TABLE readings (id int, site text, v int, PRIMARY KEY (id, site)) PARTITI
 CREATE TABLE readings_a PARTITION OF readings FOR VALUES IN ('a');
 SELECT audit_trail.enable('readings');
 INSERT INTO readings VALUES (1, 'a', 1);
+-- An old partition, archived by retention, travels too.
+SELECT audit_trail._create_partition('2020-01-01', '2020-02-01');
+INSERT INTO audit_trail.events (occurred_at, action, actor, db_user) SELECT '2020-01-15', 'OLD', 'x', 'x' FROM generate_series(1, 10);
+SELECT count(*) FROM audit_trail.apply_retention(keep => '90 days', archive => true);
 SQL
+expect_eq "archived before dump" "$(sql -c "SELECT partition || ' ' || range_start::date FROM audit_trail.partitions WHERE archived")" \
+  "audit_trail_archive.events_p20200101 2020-01-01"
+archived_before=$(sql -c "SELECT count(*) FROM audit_trail_archive.events_p20200101")
 before=$(sql -c "SELECT count(*) || ':' || max(id) || ':' || md5(string_agg(e::text, '|' ORDER BY id)) FROM audit_trail.events e")
 echo "  source: $before"
 max_id=$(echo "$before" | cut -d: -f2)
@@ -34,6 +41,9 @@ for format in custom plain; do
     "$(sql_db "$target" -c "SELECT count(*) FROM audit_trail.events WHERE action = 'UPDATE' AND after = '{\"balance\": 0}'")" 1
   expect_eq "$format: new ids continue" \
     "$(sql_db "$target" -c "SELECT min(id) > $max_id FROM audit_trail.events WHERE action = 'UPDATE' AND after = '{\"balance\": 0}'")" t
+  expect_eq "$format: archive restored" \
+    "$(sql_db "$target" -c "SELECT partition || ' ' || range_start::date || ' ' || (SELECT count(*) FROM audit_trail_archive.events_p20200101) FROM audit_trail.partitions WHERE archived")" \
+    "audit_trail_archive.events_p20200101 2020-01-01 $archived_before"
   sql_db "$target" -c "INSERT INTO readings_a VALUES (2, 'a', 2)"
   expect_eq "$format: partition still audited" \
     "$(sql_db "$target" -c "SELECT string_agg(entity_id, ' ' ORDER BY id) FROM audit_trail.events WHERE entity_type = 'public.readings'")" '[1,"a"] [2,"a"]'
