@@ -213,17 +213,21 @@ AS $$
     WHERE k.oid = target AND NOT EXISTS (SELECT 1 FROM audit_trail.table_names t WHERE t.relid = target);
 $$;
 
+-- PL/pgSQL rather than SQL: its plan is kept for the session.
 CREATE FUNCTION audit_trail.history(target regclass, entity_id text)
 RETURNS SETOF audit_trail.events
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     SELECT e.*
     FROM audit_trail._names_of(target) n
     JOIN audit_trail.events e
       ON e.entity_type = n.entity_type AND e.entity_id = history.entity_id
      AND e.occurred_at >= n.valid_from AND (n.valid_until IS NULL OR e.occurred_at < n.valid_until)
     ORDER BY e.id;
+END
 $$;
 
 -- The columns of an event, in the table's column order where the table still

@@ -301,6 +301,16 @@ impl Writer {
         if self.pending.is_empty() {
             return None;
         }
+        // The direct path does not pass the executor's read-only check: make
+        // it here (reachable through log_event, or a temporary table audited
+        // and changed inside a READ ONLY transaction).
+        if unsafe { pg_sys::XactReadOnly } {
+            ereport!(
+                PgLogLevel::ERROR,
+                PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+                "cannot write audit events in a read-only transaction"
+            );
+        }
         let events = std::mem::take(&mut self.pending);
         let mut last_id = None;
         unsafe {
@@ -461,6 +471,17 @@ fn log_read(action: &str, details: pgrx::JsonB) -> Option<i64> {
     }
     if unsafe { pg_sys::RecoveryInProgress() } {
         return None;
+    }
+    // The direct write path does not go through the executor's read-only
+    // check, so make it here: a read must not escape its record, nor may a
+    // READ ONLY transaction write.
+    if unsafe { pg_sys::XactReadOnly } {
+        ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            format!("cannot record {action} in a read-only transaction"),
+            "audit_trail.log_reads asks for this read to be recorded; read outside a READ ONLY transaction."
+        );
     }
     Some(write_one(
         action,

@@ -19,3 +19,10 @@ SELECT audit_trail.log_event('USER LOGIN');
 SELECT audit_trail.log_event('DROP;TABLE');
 SELECT audit_trail.log_event(repeat('A', 65));
 SELECT audit_trail.log_event(repeat('A', 64)) > 0 AS sixty_four_is_fine;
+-- A READ ONLY transaction writes nothing, events included.
+BEGIN READ ONLY;
+SELECT audit_trail.log_event('READ_ONLY');
+ROLLBACK;
+BEGIN READ ONLY;
+SELECT count(*) >= 0 FROM audit_trail.export('csv', actions => '{NONE}');
+ROLLBACK;
