@@ -41,12 +41,13 @@ SQL
 echo "  generated in $(( $(date +%s) - t0 ))s"
 maxid=$(q -c "SELECT max(id) FROM audit_trail.events")
 deep=$(( maxid - 10000 * 50 ))
+ent=$(q -c "SELECT entity_id FROM audit_trail.events WHERE entity_type = 'public.orders' ORDER BY id DESC LIMIT 1")
 declare -A QUERIES=(
   [1_first_page]="SELECT count(*) FROM audit_trail.search()"
   [2_action_entity_type]="SELECT count(*) FROM audit_trail.search(actions => '{UPDATE}', entity_types => '{public.orders}')"
   [3_seven_days]="SELECT count(*) FROM audit_trail.search(since => now() - interval '7 days')"
   [4_keyset_10000_pages_deep]="SELECT count(*) FROM audit_trail.search(before_id => $deep)"
-  [5_history]="SELECT count(*) FROM audit_trail.history('orders', '4242')"
+  [5_history]="SELECT count(*) FROM audit_trail.history('orders', '$ent')"
   [6_count_seven_days]="SELECT audit_trail.count(since => now() - interval '7 days')"
   [7_page_100_offset]="SELECT count(*) FROM audit_trail.search(page => 100)"
 )
@@ -55,7 +56,7 @@ declare -A LABEL=(
   [2_action_entity_type]="search(): first page, action + entity type"
   [3_seven_days]="search(): first page, 7-day range"
   [4_keyset_10000_pages_deep]="search(): keyset page 10,000 pages deep"
-  [5_history]="history() of one entity"
+  [5_history]="history() of one entity ($(q -c "SELECT count(*) FROM audit_trail.history('orders', '$ent')") events)"
   [6_count_seven_days]="count() over 7 days"
   [7_page_100_offset]="search(): page 100 by OFFSET (for comparison)"
 )
@@ -82,7 +83,7 @@ done
     "SELECT * FROM audit_trail.events WHERE upper(action) = ANY ('{UPDATE}') AND entity_type = ANY ('{public.orders}') ORDER BY id DESC LIMIT 50" \
     "SELECT * FROM audit_trail.events WHERE occurred_at >= now() - interval '7 days' ORDER BY id DESC LIMIT 50" \
     "SELECT * FROM audit_trail.events WHERE id < $deep ORDER BY id DESC LIMIT 50" \
-    "SELECT * FROM audit_trail.history('orders', '4242')" \
+    "SELECT e.* FROM audit_trail._names_of('orders') n JOIN audit_trail.events e ON e.entity_type = n.entity_type AND e.entity_id = '$ent' AND e.occurred_at >= n.valid_from AND (n.valid_until IS NULL OR e.occurred_at < n.valid_until) ORDER BY e.id" \
     "SELECT count(*) FROM audit_trail.events WHERE occurred_at >= now() - interval '7 days'"; do
     echo
     echo '```'

@@ -155,6 +155,7 @@ AS $$
 DECLARE
     fmt text := lower(coalesce(format, ''));
     cond text;
+    line text;
 BEGIN
     IF fmt NOT IN ('csv', 'jsonl') THEN
         RAISE EXCEPTION 'format must be csv or jsonl, not %', coalesce(quote_literal(format), 'NULL')
@@ -166,27 +167,24 @@ BEGIN
     IF fmt = 'csv' THEN
         RETURN NEXT 'id,occurred_at,txid,action,entity_type,entity_id,entity_label,before,after,changed,details,'
                  || 'actor,db_user,client_ip,user_agent,service,tenant,request_id,statement';
-        RETURN QUERY EXECUTE
-            'SELECT array_to_string(ARRAY[id::text, to_char(occurred_at, ''YYYY-MM-DD"T"HH24:MI:SS.US"Z"''),
+        line := 'array_to_string(ARRAY[id::text, to_char(occurred_at, ''YYYY-MM-DD"T"HH24:MI:SS.US"Z"''),
                     txid::text, audit_trail._csv(action), audit_trail._csv(entity_type), audit_trail._csv(entity_id),
                     audit_trail._csv(entity_label), audit_trail._csv(before::text), audit_trail._csv(after::text),
                     audit_trail._csv(to_jsonb(changed)::text), audit_trail._csv(details::text),
                     audit_trail._csv(actor), audit_trail._csv(db_user), audit_trail._csv(host(client_ip)),
                     audit_trail._csv(user_agent), audit_trail._csv(service), audit_trail._csv(tenant),
-                    audit_trail._csv(request_id), audit_trail._csv(statement)], '','', '''')
-             FROM (SELECT * FROM audit_trail.events WHERE ' || cond || ' ORDER BY id DESC) e'
-            USING audit_trail._upper_all(actions), entity_types, entity_id, actor, since, until, q, tenant;
+                    audit_trail._csv(request_id), audit_trail._csv(statement)], '','', '''')';
     ELSE
-        RETURN QUERY EXECUTE
-            'SELECT json_build_object(''id'', id, ''occurred_at'', occurred_at, ''txid'', txid, ''action'', action,
+        line := 'json_build_object(''id'', id, ''occurred_at'', occurred_at, ''txid'', txid, ''action'', action,
                     ''entity_type'', entity_type, ''entity_id'', entity_id, ''entity_label'', entity_label,
                     ''before'', before, ''after'', after, ''changed'', changed, ''details'', details,
                     ''actor'', actor, ''db_user'', db_user, ''client_ip'', host(client_ip),
                     ''user_agent'', user_agent, ''service'', service, ''tenant'', tenant,
-                    ''request_id'', request_id, ''statement'', statement)::text
-             FROM (SELECT * FROM audit_trail.events WHERE ' || cond || ' ORDER BY id DESC) e'
-            USING audit_trail._upper_all(actions), entity_types, entity_id, actor, since, until, q, tenant;
+                    ''request_id'', request_id, ''statement'', statement)::text';
     END IF;
+    RETURN QUERY EXECUTE
+        'SELECT ' || line || ' FROM (SELECT * FROM audit_trail.events WHERE ' || cond || ' ORDER BY id DESC) e'
+        USING audit_trail._upper_all(actions), entity_types, entity_id, actor, since, until, q, tenant;
     -- Recorded after the rows are read, so an export never lists itself.
     IF audit_trail._log_reads_export() THEN
         PERFORM audit_trail._log_read('AUDIT_LOG_EXPORTED',
