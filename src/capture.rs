@@ -14,7 +14,6 @@ use crate::store::{Event, Writer};
 use crate::diff;
 use pgrx::pg_sys::{self, Datum};
 use pgrx::prelude::*;
-use std::ffi::CStr;
 
 #[derive(thiserror::Error, Debug)]
 pub enum CaptureError {
@@ -223,12 +222,6 @@ fn as_text(c: &Column, row: &Row) -> Option<String> {
         Render::Redacted => Some(json::REDACTED.to_str().unwrap().to_string()),
         _ if isnull => None,
         Render::Binary => Some(json::BINARY.to_str().unwrap().to_string()),
-        Render::Value => unsafe {
-            let mut out = pg_sys::InvalidOid;
-            let mut varlena = false;
-            pg_sys::getTypeOutputInfo(c.typid, &mut out, &mut varlena);
-            let s = pg_sys::OidOutputFunctionCall(out, d);
-            Some(CStr::from_ptr(s).to_string_lossy().into_owned())
-        },
+        Render::Value => Some(json::to_text(d, c.typid)),
     }
 }

@@ -59,6 +59,30 @@ fn to_jsonb_flinfo(typid: pg_sys::Oid) -> *mut pg_sys::FmgrInfo {
     p
 }
 
+thread_local! {
+    /// Output functions by type, for entity keys and labels; like TO_JSONB,
+    /// made once per backend and type, never per row.
+    static OUTPUT: RefCell<HashMap<pg_sys::Oid, usize>> = RefCell::new(HashMap::new());
+}
+
+/// The text of a non-null value, as its type's output function gives it.
+pub fn to_text(value: pg_sys::Datum, typid: pg_sys::Oid) -> String {
+    let flinfo = match OUTPUT.with(|m| m.borrow().get(&typid).copied()) {
+        Some(p) => p as *mut pg_sys::FmgrInfo,
+        None => unsafe {
+            let mut out = pg_sys::InvalidOid;
+            let mut varlena = false;
+            pg_sys::getTypeOutputInfo(typid, &mut out, &mut varlena);
+            let p = pg_sys::MemoryContextAllocZero(pg_sys::TopMemoryContext, std::mem::size_of::<pg_sys::FmgrInfo>())
+                as *mut pg_sys::FmgrInfo;
+            pg_sys::fmgr_info_cxt(out, p, pg_sys::TopMemoryContext);
+            OUTPUT.with(|m| m.borrow_mut().insert(typid, p as usize));
+            p
+        },
+    };
+    unsafe { CStr::from_ptr(pg_sys::OutputFunctionCall(flinfo, value)).to_string_lossy().into_owned() }
+}
+
 /// `to_jsonb(value)` for a non-null value of type `typid`.
 pub fn to_jsonb(value: pg_sys::Datum, typid: pg_sys::Oid) -> *mut pg_sys::Jsonb {
     let flinfo = to_jsonb_flinfo(typid);

@@ -1,11 +1,13 @@
 //! The one write path into audit_trail.events.
 //!
-//! Events are inserted by kept SPI plans of 64, 8 and 1 rows, so a bulk
-//! statement pays for planning once per backend and for executor start-up
-//! once per 64 events. The statement-wide columns (when, who, from where)
-//! are parameters shared by every row of a plan.
+//! A statement's events share their context columns and their timestamp, so
+//! they all belong to one partition: `sink` writes them straight into it
+//! (heap insert and index entries, as COPY does). When that partition is the
+//! default one, kept SPI plans of 64, 8 and 1 rows insert through the parent
+//! instead and let PostgreSQL route and check. Either way the events are
+//! part of the statement: if writing fails, the change fails.
 //!
-//! Writing needs no privilege on the log: the insert alone runs as the owner
+//! Writing needs no privilege on the log: the write alone runs as the owner
 //! of audit_trail.events, in a security-restricted operation. Everything
 //! that may run user code (output functions, to_jsonb of user types) runs
 //! before, as the caller.
