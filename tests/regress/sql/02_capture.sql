@@ -87,3 +87,10 @@ UPDATE stock SET qty = 0 WHERE sku = 12;
 SELECT count(DISTINCT txid) = 1 AND min(txid) = txid_current() AS one_txid
 FROM audit_trail.events WHERE entity_id = '[12,"eu"]';
 COMMIT;
+
+-- Bulk loads with COPY are captured like INSERTs.
+COPY stock (sku, region, qty) FROM stdin;
+20	eu	1
+21	"us"	2
+\.
+SELECT action, entity_id, after FROM audit_trail.events WHERE entity_type = 'public.stock' AND entity_id IN ('[20,"eu"]', '[21,"\"us\""]') ORDER BY id;
