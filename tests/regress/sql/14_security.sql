@@ -43,7 +43,7 @@ ALTER TABLE public.mallory_t RENAME COLUMN note TO remark;
 UPDATE public.mallory_t SET remark = 'r';
 BEGIN;
 SELECT audit_trail.set_context(actor => 'm', client_ip => '10.0.0.1');
-SELECT audit_trail.log_event('PING');
+SELECT audit_trail.log_event('PING') > 0 AS logged;
 COMMIT;
 SELECT audit_trail.clear_context();
 SELECT audit_trail.disable('public.mallory_t');
