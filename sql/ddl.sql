@@ -123,6 +123,21 @@ DECLARE
     d record;
     cfg audit_trail.config;
 BEGIN
+    -- A partition of the log goes only through retention (or with the
+    -- extension itself): a DROP TABLE of one would erase events wholesale.
+    IF NOT audit_trail._retention_active()
+       AND NOT EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() o
+                       WHERE o.object_type = 'extension' AND o.object_name = 'pg_audit_trail') THEN
+        SELECT o.object_identity INTO d FROM pg_event_trigger_dropped_objects() o
+        WHERE o.object_type = 'table' AND o.schema_name IN ('audit_trail', 'audit_trail_archive')
+          AND o.object_name LIKE 'events%'
+        LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION '% holds audit events: it is removed by audit_trail.apply_retention() only', d.object_identity
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    END IF;
+
     FOR d IN
         SELECT o.objid, o.object_identity
         FROM pg_event_trigger_dropped_objects() o

@@ -63,7 +63,7 @@ BEGIN
                 partition := p.partition::text;
             ELSE
                 partition := p.partition::text;
-                EXECUTE format('DROP TABLE %s', p.partition);
+                PERFORM audit_trail._retention_drop(p.partition);
                 action := 'dropped';
             END IF;
             rows := n;
@@ -88,7 +88,7 @@ BEGIN
             EXECUTE format('SELECT count(*) FROM %s', p.partition) INTO n;
             partition := p.partition::text;
             DELETE FROM audit_trail.archived_partitions a WHERE a.partition = p.partition;
-            EXECUTE format('DROP TABLE %s', p.partition);
+            PERFORM audit_trail._retention_drop(p.partition);
             action := 'dropped';
             rows := n;
             RETURN NEXT;

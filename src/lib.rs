@@ -41,9 +41,13 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/retention.sql",
     name = "retention",
-    requires = ["partitions", config::write_event, config::write_system_event]
+    requires = ["partitions", config::write_event, config::write_system_event, protect::retention_drop]
 );
-extension_sql_file!("../sql/ddl.sql", name = "ddl", requires = ["config", config::write_event]);
+extension_sql_file!(
+    "../sql/ddl.sql",
+    name = "ddl",
+    requires = ["config", config::write_event, protect::retention_active]
+);
 extension_sql_file!("../sql/protect.sql", name = "protect", requires = ["schema", protect::_guard]);
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 

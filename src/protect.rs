@@ -2,6 +2,7 @@
 //! one sanctioned way around it: retention trimming the default partition.
 
 use pgrx::prelude::*;
+use pgrx::PgRelation;
 use std::cell::Cell;
 
 thread_local! {
@@ -30,6 +31,33 @@ fn _guard<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a,
     );
     #[allow(unreachable_code)]
     Err(GuardError::Unexpected)
+}
+
+/// Drops a partition of the log (live or archived) on retention's behalf:
+/// the DDL event trigger refuses any other DROP of one.
+#[pg_extern(volatile, name = "_retention_drop")]
+fn retention_drop(partition: PgRelation) {
+    let name = format!("{}.{}", quote_ident(partition.namespace()), quote_ident(partition.name()));
+    drop(partition);
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            RETENTION_ACTIVE.with(|r| r.set(false));
+        }
+    }
+    RETENTION_ACTIVE.with(|r| r.set(true));
+    let _reset = Reset;
+    crate::store::with_pinned_search_path(|| Spi::run(&format!("DROP TABLE {name}"))).unwrap_or_else(|e| error!("{e}"));
+}
+
+/// Whether retention is removing events right now (for the DDL event trigger).
+#[pg_extern(stable, name = "_retention_active")]
+fn retention_active() -> bool {
+    RETENTION_ACTIVE.with(|r| r.get())
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 /// Deletes the default partition's events in [from, until): the rows

@@ -15,6 +15,10 @@ SELECT format('UPDATE %s SET actor = %L', partition, 'nobody') AS sql FROM audit
 :sql;
 SELECT format('TRUNCATE %s', partition) AS sql FROM audit_trail._partition_bounds() ORDER BY range_start LIMIT 1 \gset
 :sql;
+-- Nor drop a partition: only retention removes one.
+SELECT format('DROP TABLE %s', partition) AS sql FROM audit_trail._partition_bounds() ORDER BY range_start LIMIT 1 \gset
+:sql;
+SELECT count(*) > 0 AS partition_still_there FROM audit_trail._partition_bounds();
 -- Nor switch the guards or the capture off.
 ALTER TABLE audit_trail.events DISABLE TRIGGER audit_trail_guard_row;
 ALTER TABLE vault DISABLE TRIGGER audit_trail_insert;
