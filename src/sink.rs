@@ -28,11 +28,16 @@ pub const COLUMNS: [&str; 19] = [
     "statement",
 ];
 
+/// Rows written to the heap together (heap_multi_insert: one WAL record and
+/// one buffer lock per page rather than per row); matches the store's batch.
+pub const BATCH: usize = 64;
+
 pub struct Sink {
     leaf: pg_sys::Relation,
     estate: *mut pg_sys::EState,
     rri: *mut pg_sys::ResultRelInfo,
-    slot: *mut pg_sys::TupleTableSlot,
+    slots: Vec<*mut pg_sys::TupleTableSlot>,
+    filled: usize,
     seq: pg_sys::Oid,
 }
 
@@ -68,49 +73,79 @@ impl Sink {
             pg_sys::InitResultRelInfo(rri, leaf, 1, std::ptr::null_mut(), 0);
             pg_sys::ExecOpenIndices(rri, false);
             pg_sys::MakePerTupleExprContext(estate);
-            let slot = pg_sys::MakeSingleTupleTableSlot((*leaf).rd_att, &pg_sys::TTSOpsVirtual);
-            Some(Sink { leaf, estate, rri, slot, seq })
+            let slots = (0..BATCH).map(|_| pg_sys::MakeSingleTupleTableSlot((*leaf).rd_att, &pg_sys::TTSOpsVirtual)).collect();
+            Some(Sink { leaf, estate, rri, slots, filled: 0, seq })
         }
     }
 
-    /// Writes one event; `values[0]` (id) is taken from the sequence here.
-    /// Returns the id.
+    /// Queues one event; `values[0]` (id) is taken from the sequence here.
+    /// The datums must stay valid until `flush`. Returns the id.
     pub fn insert(&mut self, values: &mut [Datum; 19], nulls: &mut [bool; 19]) -> i64 {
+        if self.filled == BATCH {
+            self.flush();
+        }
         unsafe {
             let id = nextval_internal(self.seq, false);
             values[0] = Datum::from(id);
             nulls[0] = false;
-            pg_sys::ExecClearTuple(self.slot);
-            std::ptr::copy_nonoverlapping(values.as_ptr(), (*self.slot).tts_values, 19);
-            std::ptr::copy_nonoverlapping(nulls.as_ptr(), (*self.slot).tts_isnull, 19);
-            pg_sys::ExecStoreVirtualTuple(self.slot);
+            let slot = self.slots[self.filled];
+            pg_sys::ExecClearTuple(slot);
+            std::ptr::copy_nonoverlapping(values.as_ptr(), (*slot).tts_values, 19);
+            std::ptr::copy_nonoverlapping(nulls.as_ptr(), (*slot).tts_isnull, 19);
+            pg_sys::ExecStoreVirtualTuple(slot);
             // NOT NULL and any CHECK constraint hold here as for an INSERT.
             if !(*(*self.leaf).rd_att).constr.is_null() {
-                pg_sys::ExecConstraints(self.rri, self.slot, self.estate);
+                pg_sys::ExecConstraints(self.rri, slot, self.estate);
             }
-            pg_sys::simple_table_tuple_insert(self.leaf, self.slot);
+            self.filled += 1;
+            id
+        }
+    }
+
+    /// Writes the queued events: heap first, then their index entries.
+    pub fn flush(&mut self) {
+        if self.filled == 0 {
+            return;
+        }
+        unsafe {
+            pg_sys::heap_multi_insert(
+                self.leaf,
+                self.slots.as_mut_ptr(),
+                self.filled as i32,
+                pg_sys::GetCurrentCommandId(true),
+                0,
+                std::ptr::null_mut(),
+            );
             if (*self.rri).ri_NumIndices > 0 {
-                pg_sys::ExecInsertIndexTuples(
-                    self.rri,
-                    self.slot,
-                    self.estate,
-                    false,
-                    false,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                );
+                for &slot in &self.slots[..self.filled] {
+                    pg_sys::ExecInsertIndexTuples(
+                        self.rri,
+                        slot,
+                        self.estate,
+                        false,
+                        false,
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                    );
+                }
+            }
+            for &slot in &self.slots[..self.filled] {
+                pg_sys::ExecClearTuple(slot);
             }
             let econtext = (*self.estate).es_per_tuple_exprcontext;
             if !econtext.is_null() {
                 pg_sys::MemoryContextReset((*econtext).ecxt_per_tuple_memory);
             }
-            id
         }
+        self.filled = 0;
     }
 
-    pub fn close(self) {
+    pub fn close(mut self) {
+        self.flush();
         unsafe {
-            pg_sys::ExecDropSingleTupleTableSlot(self.slot);
+            for &slot in &self.slots {
+                pg_sys::ExecDropSingleTupleTableSlot(slot);
+            }
             pg_sys::ExecCloseIndices(self.rri);
             pg_sys::FreeExecutorState(self.estate);
             // Locks are kept to the end of the transaction, as an INSERT's are.

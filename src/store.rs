@@ -363,6 +363,8 @@ impl Writer {
                         feed.announce(id, events[i].entity_id.as_deref());
                     }
                 }
+                // Written before the batch memory holding their values goes.
+                sink.flush();
                 drop(rows);
                 drop(events);
                 pg_sys::MemoryContextReset(self.cxt);
