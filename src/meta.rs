@@ -66,7 +66,7 @@ unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, relid: pg_sys::Oid)
         if relid == pg_sys::InvalidOid {
             c.clear();
         } else {
-            c.retain(|k, v| *k != relid && v.as_ref().map_or(true, |m| m.audited != relid));
+            c.retain(|k, v| *k != relid && v.as_ref().is_none_or(|m| m.audited != relid));
         }
     });
 }

@@ -39,15 +39,8 @@ fn _guard<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a,
 fn retention_drop(partition: PgRelation) {
     let name = format!("{}.{}", quote_ident(partition.namespace()), quote_ident(partition.name()));
     drop(partition);
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            RETENTION_ACTIVE.with(|r| r.set(false));
-        }
-    }
-    RETENTION_ACTIVE.with(|r| r.set(true));
-    let _reset = Reset;
-    crate::store::with_pinned_search_path(|| Spi::run(&format!("DROP TABLE {name}"))).unwrap_or_else(|e| error!("{e}"));
+    as_retention(|| crate::store::with_pinned_search_path(|| Spi::run(&format!("DROP TABLE {name}"))))
+        .unwrap_or_else(|e| error!("{e}"));
 }
 
 /// Whether retention is removing events right now (for the DDL event trigger).
@@ -64,22 +57,32 @@ fn quote_ident(s: &str) -> String {
 /// maintain() moves into a new partition, or that retention expires.
 #[pg_extern(volatile, name = "_trim_default")]
 fn trim_default(from: Option<pgrx::datum::TimestampWithTimeZone>, until: pgrx::datum::TimestampWithTimeZone) -> i64 {
-    struct Reset;
-    impl Drop for Reset {
+    as_retention(|| {
+        crate::store::with_pinned_search_path(|| {
+            Spi::connect_mut(|client| {
+                client
+                    .update(
+                        "DELETE FROM audit_trail.events_default WHERE ($1 IS NULL OR occurred_at >= $1) AND occurred_at < $2",
+                        None,
+                        &[from.into(), until.into()],
+                    )
+                    .map(|t| t.len() as i64)
+            })
+        })
+    })
+    .unwrap_or_else(|e| error!("{e}"))
+}
+
+/// Runs `f` with the retention flag up, lowered however `f` ends (an error
+/// unwinds through here as a Rust panic).
+fn as_retention<T>(f: impl FnOnce() -> T) -> T {
+    struct Lower;
+    impl Drop for Lower {
         fn drop(&mut self) {
             RETENTION_ACTIVE.with(|r| r.set(false));
         }
     }
     RETENTION_ACTIVE.with(|r| r.set(true));
-    let _reset = Reset;
-    crate::store::with_pinned_search_path(|| Spi::connect_mut(|client| {
-        client
-            .update(
-                "DELETE FROM audit_trail.events_default WHERE ($1 IS NULL OR occurred_at >= $1) AND occurred_at < $2",
-                None,
-                &[from.into(), until.into()],
-            )
-            .map(|t| t.len() as i64)
-    }))
-    .unwrap_or_else(|e| error!("{e}"))
+    let _lower = Lower;
+    f()
 }

@@ -141,7 +141,7 @@ fn log_ids() -> LogIds {
 pub fn forget_log(relid: pg_sys::Oid) {
     LOG_IDS.with(|x| {
         let mut x = x.borrow_mut();
-        if relid == pg_sys::InvalidOid || x.map_or(false, |ids| ids.events == relid) {
+        if relid == pg_sys::InvalidOid || x.is_some_and(|ids| ids.events == relid) {
             *x = None;
         }
     });
