@@ -116,7 +116,8 @@ pub enum Kind {
     Int8,
     Text,
     Bool,
-    DateTime,
+    /// timestamptz, timestamp or date: the base type, for JsonEncodeDateTime.
+    DateTime(pg_sys::Oid),
     Jsonb,
     /// Anything else: to_jsonb itself.
     Other,
@@ -131,7 +132,7 @@ impl Kind {
             pg_sys::INT8OID => Kind::Int8,
             pg_sys::TEXTOID | pg_sys::VARCHAROID => Kind::Text,
             pg_sys::BOOLOID => Kind::Bool,
-            pg_sys::TIMESTAMPTZOID | pg_sys::TIMESTAMPOID | pg_sys::DATEOID => Kind::DateTime,
+            base @ (pg_sys::TIMESTAMPTZOID | pg_sys::TIMESTAMPOID | pg_sys::DATEOID) => Kind::DateTime(base),
             pg_sys::JSONBOID => Kind::Jsonb,
             _ => Kind::Other,
         }
@@ -193,8 +194,8 @@ fn value_of(value: pg_sys::Datum, typid: pg_sys::Oid, kind: Kind) -> pg_sys::Jso
                 v.val.boolean = value.value() != 0;
                 v
             }
-            Kind::DateTime => {
-                let s = pg_sys::JsonEncodeDateTime(std::ptr::null_mut(), value, pg_sys::getBaseType(typid), std::ptr::null());
+            Kind::DateTime(base) => {
+                let s = pg_sys::JsonEncodeDateTime(std::ptr::null_mut(), value, base, std::ptr::null());
                 let mut v: pg_sys::JsonbValue = std::mem::zeroed();
                 v.type_ = pg_sys::jbvType::jbvString;
                 v.val.string = pg_sys::JsonbValue__bindgen_ty_1__bindgen_ty_1 { len: CStr::from_ptr(s).to_bytes().len() as i32, val: s };
