@@ -118,15 +118,7 @@ impl Sink {
             );
             if (*self.rri).ri_NumIndices > 0 {
                 for &slot in &self.slots[..self.filled] {
-                    pg_sys::ExecInsertIndexTuples(
-                        self.rri,
-                        slot,
-                        self.estate,
-                        false,
-                        false,
-                        std::ptr::null_mut(),
-                        std::ptr::null_mut(),
-                    );
+                    insert_index_entries(self.rri, slot, self.estate);
                 }
             }
             for &slot in &self.slots[..self.filled] {
@@ -154,6 +146,33 @@ impl Sink {
     }
 }
 
+#[cfg(feature = "pg15")]
+unsafe fn insert_index_entries(rri: *mut pg_sys::ResultRelInfo, slot: *mut pg_sys::TupleTableSlot, estate: *mut pg_sys::EState) {
+    unsafe {
+        pg_sys::ExecInsertIndexTuples(rri, slot, estate, false, false, std::ptr::null_mut(), std::ptr::null_mut());
+    }
+}
+
+/// PostgreSQL 16 added `onlySummarizing` (not built or tested here: only 15
+/// is installable on this project's machines).
+#[cfg(not(feature = "pg15"))]
+unsafe fn insert_index_entries(rri: *mut pg_sys::ResultRelInfo, slot: *mut pg_sys::TupleTableSlot, estate: *mut pg_sys::EState) {
+    unsafe {
+        pg_sys::ExecInsertIndexTuples(rri, slot, estate, false, false, std::ptr::null_mut(), std::ptr::null_mut(), false);
+    }
+}
+
+#[cfg(feature = "pg15")]
+fn is_range(bi: pg_sys::PartitionBoundInfo) -> bool {
+    unsafe { (*bi).strategy == pg_sys::PARTITION_STRATEGY_RANGE as std::ffi::c_char }
+}
+
+/// PostgreSQL 16 made the strategy an enum.
+#[cfg(not(feature = "pg15"))]
+fn is_range(bi: pg_sys::PartitionBoundInfo) -> bool {
+    unsafe { (*bi).strategy == pg_sys::PartitionStrategy::PARTITION_STRATEGY_RANGE }
+}
+
 /// The non-default partition of `parent` whose range holds `ts`, found as
 /// PostgreSQL's own routing does (get_partition_for_tuple, range strategy):
 /// the greatest lower bound at or below `ts`, then the partition that bound
@@ -166,7 +185,7 @@ unsafe fn covering_partition(parent: pg_sys::Relation, ts: Datum) -> Option<pg_s
             return None;
         }
         let bi = (*pd).boundinfo;
-        if bi.is_null() || (*bi).strategy != pg_sys::PARTITION_STRATEGY_RANGE as std::ffi::c_char || (*bi).ndatums == 0 {
+        if bi.is_null() || !is_range(bi) || (*bi).ndatums == 0 {
             return None;
         }
         let n = (*bi).ndatums as usize;
