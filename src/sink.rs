@@ -73,8 +73,8 @@ impl Sink {
             pg_sys::InitResultRelInfo(rri, leaf, 1, std::ptr::null_mut(), 0);
             pg_sys::ExecOpenIndices(rri, false);
             pg_sys::MakePerTupleExprContext(estate);
-            let slots = (0..BATCH).map(|_| pg_sys::MakeSingleTupleTableSlot((*leaf).rd_att, &pg_sys::TTSOpsVirtual)).collect();
-            Some(Sink { leaf, estate, rri, slots, filled: 0, seq })
+            // Slots are made as rows come: a one-row statement makes one.
+            Some(Sink { leaf, estate, rri, slots: Vec::new(), filled: 0, seq })
         }
     }
 
@@ -88,6 +88,9 @@ impl Sink {
             let id = nextval_internal(self.seq, false);
             values[0] = Datum::from(id);
             nulls[0] = false;
+            if self.filled == self.slots.len() {
+                self.slots.push(pg_sys::MakeSingleTupleTableSlot((*self.leaf).rd_att, &pg_sys::TTSOpsVirtual));
+            }
             let slot = self.slots[self.filled];
             pg_sys::ExecClearTuple(slot);
             std::ptr::copy_nonoverlapping(values.as_ptr(), (*slot).tts_values, 19);
