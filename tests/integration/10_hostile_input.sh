@@ -103,7 +103,7 @@ END $$;
 CREATE TABLE big (id int PRIMARY KEY, t text, j jsonb);
 SELECT audit_trail.enable('big');
 INSERT INTO big SELECT 1, repeat('long ', 1000000),
-       (SELECT jsonb_agg(jsonb_build_object('k', g, 'v', repeat('x', 80))) FROM generate_series(1, 100000) g);
+       (SELECT jsonb_agg(jsonb_build_object('k', g, 'v', repeat('x', 80))) FROM generate_series(1, 120000) g);
 INSERT INTO results SELECT 'large', pg_size_pretty(octet_length(j::text)::bigint) || ' jsonb + ' || pg_size_pretty(octet_length(t)::bigint) || ' text',
   (SELECT e.after = to_jsonb(b) FROM audit_trail.events e WHERE e.entity_type = 'public.big') FROM big b;
 UPDATE big SET j = j || '[1]'::jsonb;
@@ -126,4 +126,5 @@ SQL
 sql -c "SELECT what, input FROM results WHERE ok IS NOT TRUE" > "$IT_WORK/hostile.failed"
 if [ -s "$IT_WORK/hostile.failed" ]; then cat "$IT_WORK/hostile.failed"; fail "inputs mishandled"; fi
 expect_eq "victim table untouched" "$(sql -c "SELECT count(*) FROM pg_class WHERE relname = 'victim'")" 1
+echo "  large: $(sql -c "SELECT input FROM results WHERE what = 'large'")"
 echo "  inputs tried: $(sql -c "SELECT count(*) FROM results") ($(sql -c "SELECT string_agg(what || ' ' || c, ', ') FROM (SELECT what, count(*) c FROM results GROUP BY 1 ORDER BY 1) s")), all audited exactly"
