@@ -10,7 +10,7 @@
 use crate::context::Context;
 use crate::json::{self, ObjectBuilder, Render};
 use crate::meta::{self, Column, TableMeta};
-use crate::store::{Event, Writer};
+use crate::store::{self, Event, Writer};
 use crate::diff;
 use pgrx::pg_sys::{self, Datum};
 use pgrx::prelude::*;
@@ -60,7 +60,7 @@ fn capture<'a>(
                     w.push(e);
                 }
             }),
-            _ => w.push(Event { entity_id: None, entity_label: None, before: None, after: None, changed: None, details: None }),
+            _ => w.push(Event::default()),
         }
     }
     w.finish();
@@ -187,13 +187,15 @@ fn changed_row(meta: &TableMeta, old: &Row, new: &Row) -> Option<Event> {
         entity_label: label(meta, new, Some(old)),
         before: Some(before.finish()),
         after: Some(after.finish()),
-        changed: Some(meta.columns.iter().zip(&is_changed).filter(|(_, &x)| x).map(|(c, _)| c.name.clone()).collect()),
+        changed: Some(store::text_array(
+            meta.columns.iter().zip(&is_changed).filter(|(_, &x)| x).map(|(c, _)| c.name.as_c_str()),
+        )),
         details: None,
     })
 }
 
 /// One key column: its value as text. Several: a JSON array text, `[7,"eu"]`.
-fn entity_id(meta: &TableMeta, row: &Row) -> Option<String> {
+fn entity_id(meta: &TableMeta, row: &Row) -> Option<Datum> {
     match meta.key.as_slice() {
         [] => None,
         [k] => as_text(k, row),
@@ -205,23 +207,24 @@ fn entity_id(meta: &TableMeta, row: &Row) -> Option<String> {
                     json::to_json_text(d, isnull, k.typid, k.render)
                 })
                 .collect();
-            Some(format!("[{}]", parts.join(",")))
+            Some(store::text_datum(&format!("[{}]", parts.join(","))))
         }
     }
 }
 
 /// The label column's value in `row`, else in `fallback`.
-fn label(meta: &TableMeta, row: &Row, fallback: Option<&Row>) -> Option<String> {
+fn label(meta: &TableMeta, row: &Row, fallback: Option<&Row>) -> Option<Datum> {
     let c = meta.label.as_ref()?;
     as_text(c, row).or_else(|| fallback.and_then(|f| as_text(c, f)))
 }
 
-fn as_text(c: &Column, row: &Row) -> Option<String> {
+/// A column's value as the text datum the log stores.
+fn as_text(c: &Column, row: &Row) -> Option<Datum> {
     let (d, isnull) = row.get(c.index);
     match c.render {
-        Render::Redacted => Some(json::REDACTED.to_str().unwrap().to_string()),
+        Render::Redacted => Some(store::text_datum(json::REDACTED.to_str().unwrap())),
         _ if isnull => None,
-        Render::Binary => Some(json::BINARY.to_str().unwrap().to_string()),
+        Render::Binary => Some(store::text_datum(json::BINARY.to_str().unwrap())),
         Render::Value => Some(json::to_text(d, c.typid)),
     }
 }

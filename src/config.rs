@@ -76,7 +76,7 @@ fn config_event(action: &str, table: Option<String>, settings: JsonB) {
     store::write_one(
         action,
         Some("audit_trail.config"),
-        Event { entity_id: table, entity_label: None, before: None, after: None, changed: None, details },
+        Event::about(table.as_deref(), None, details),
     );
 }
 
@@ -124,7 +124,7 @@ fn write_system_event(action: &str, entity_type: Option<&str>, details: Option<J
         Some("System"),
         action,
         entity_type,
-        Event { entity_id: None, entity_label: None, before: None, after: None, changed: None, details: details.and_then(jsonb_datum) },
+        Event::about(None, None, details.and_then(jsonb_datum)),
     )
 }
 
@@ -140,14 +140,7 @@ fn write_event(
     store::write_one(
         action,
         entity_type,
-        Event {
-            entity_id: entity_id.map(str::to_string),
-            entity_label: entity_label.map(str::to_string),
-            before: None,
-            after: None,
-            changed: None,
-            details: details.and_then(jsonb_datum),
-        },
+        Event::about(entity_id, entity_label, details.and_then(jsonb_datum)),
     )
 }
 

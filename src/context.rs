@@ -5,12 +5,12 @@ use crate::settings;
 use pgrx::pg_sys;
 use std::ffi::CStr;
 
-/// The "who, from where" columns of an event, as text ready for the store
-/// (`client_ip` is still text here; the store's plan casts it to inet).
+/// The "who, from where" columns of an event.
 pub struct Context {
     pub actor: String,
     pub db_user: String,
-    pub client_ip: Option<String>,
+    /// An inet datum: the setting (validated when set), else the connection's.
+    pub client_ip: Option<pg_sys::Datum>,
     pub user_agent: Option<String>,
     pub service: Option<String>,
     pub tenant: Option<String>,
@@ -30,7 +30,7 @@ impl Context {
         });
         Context {
             actor,
-            client_ip: settings::text(&settings::CLIENT_IP).or_else(client_addr),
+            client_ip: settings::text(&settings::CLIENT_IP).map(|ip| settings::inet_in(&ip)).or_else(client_addr),
             user_agent: settings::text(&settings::USER_AGENT),
             service: settings::text(&settings::SERVICE).or_else(application_name),
             tenant: settings::text(&settings::TENANT),
@@ -73,12 +73,8 @@ fn application_name() -> Option<String> {
 }
 
 /// `inet_client_addr()`: NULL over a Unix socket or in a background worker.
-fn client_addr() -> Option<String> {
-    unsafe {
-        let d = pgrx::direct_function_call_as_datum(pg_sys::inet_client_addr, &[])?;
-        let text = pgrx::direct_function_call_as_datum(pg_sys::inet_out, &[Some(d)])?;
-        Some(CStr::from_ptr(text.cast_mut_ptr()).to_string_lossy().into_owned())
-    }
+fn client_addr() -> Option<pg_sys::Datum> {
+    unsafe { pgrx::direct_function_call_as_datum(pg_sys::inet_client_addr, &[]) }
 }
 
 fn top_level_statement() -> Option<String> {

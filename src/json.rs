@@ -65,8 +65,9 @@ thread_local! {
     static OUTPUT: RefCell<HashMap<pg_sys::Oid, usize>> = RefCell::new(HashMap::new());
 }
 
-/// The text of a non-null value, as its type's output function gives it.
-pub fn to_text(value: pg_sys::Datum, typid: pg_sys::Oid) -> String {
+/// The text of a non-null value, as its type's output function gives it,
+/// as a text datum.
+pub fn to_text(value: pg_sys::Datum, typid: pg_sys::Oid) -> pg_sys::Datum {
     let flinfo = match OUTPUT.with(|m| m.borrow().get(&typid).copied()) {
         Some(p) => p as *mut pg_sys::FmgrInfo,
         None => unsafe {
@@ -80,7 +81,7 @@ pub fn to_text(value: pg_sys::Datum, typid: pg_sys::Oid) -> String {
             p
         },
     };
-    unsafe { CStr::from_ptr(pg_sys::OutputFunctionCall(flinfo, value)).to_string_lossy().into_owned() }
+    unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text(pg_sys::OutputFunctionCall(flinfo, value))) }
 }
 
 /// `to_jsonb(value)` for a non-null value of type `typid`.

@@ -32,8 +32,12 @@ impl Feed {
         })
     }
 
-    pub fn announce(&self, id: i64, entity_id: Option<&str>) {
-        let payload = self.payload(id, entity_id);
+    /// Announces one event; `entity_id` is the text datum the log stores.
+    pub fn announce(&self, id: i64, entity_id: Option<Datum>) {
+        let entity_id = entity_id.map(|d| unsafe {
+            std::ffi::CStr::from_ptr(pg_sys::text_to_cstring(d.cast_mut_ptr())).to_string_lossy().into_owned()
+        });
+        let payload = self.payload(id, entity_id.as_deref());
         unsafe {
             pgrx::direct_function_call_as_datum(
                 pg_sys::pg_notify,

@@ -202,7 +202,7 @@ pub fn interval_in(s: &str) -> Datum {
     }
 }
 
-fn inet_in(s: &str) -> Datum {
+pub fn inet_in(s: &str) -> Datum {
     let c = CString::new(s).unwrap_or_default();
     unsafe { pgrx::direct_function_call_as_datum(pg_sys::inet_in, &[Some(Datum::from(c.as_ptr()))]).unwrap_or(Datum::from(0)) }
 }

@@ -17,20 +17,35 @@ use pgrx::pg_sys::{self, Datum};
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 
 const SHARED: usize = 12;
 const PER_ROW: usize = 6;
 const BATCHES: [usize; 3] = [64, 8, 1];
 
-/// One row of the log, apart from the statement-wide columns.
+/// One row of the log, apart from the statement-wide columns, as the datums
+/// the log stores (text, jsonb, text[]): made once, where they are known.
+#[derive(Default)]
 pub struct Event {
-    pub entity_id: Option<String>,
-    pub entity_label: Option<String>,
+    pub entity_id: Option<Datum>,
+    pub entity_label: Option<Datum>,
     pub before: Option<Datum>,
     pub after: Option<Datum>,
-    pub changed: Option<Vec<CString>>,
+    pub changed: Option<Datum>,
     pub details: Option<Datum>,
+}
+
+impl Event {
+    /// An event that is not a row change: application, configuration,
+    /// maintenance and read events.
+    pub fn about(entity_id: Option<&str>, entity_label: Option<&str>, details: Option<Datum>) -> Event {
+        Event {
+            entity_id: entity_id.map(text_datum),
+            entity_label: entity_label.map(text_datum),
+            details,
+            ..Event::default()
+        }
+    }
 }
 
 thread_local! {
@@ -192,15 +207,8 @@ pub fn as_log_owner<T>(f: impl FnOnce() -> T) -> T {
     })
 }
 
-fn text_datum(s: &str) -> Datum {
+pub fn text_datum(s: &str) -> Datum {
     unsafe { Datum::from(pg_sys::cstring_to_text_with_len(s.as_ptr() as *const _, s.len() as i32)) }
-}
-
-fn opt_text(s: &Option<String>) -> (Datum, bool) {
-    match s {
-        Some(s) => (text_datum(s), false),
-        None => (Datum::from(0), true),
-    }
 }
 
 fn opt_datum(d: Option<Datum>) -> (Datum, bool) {
@@ -210,11 +218,11 @@ fn opt_datum(d: Option<Datum>) -> (Datum, bool) {
     }
 }
 
-fn text_array(names: &[CString]) -> Datum {
+/// A text[] of the given names.
+pub fn text_array<'a>(names: impl Iterator<Item = &'a CStr>) -> Datum {
     unsafe {
         let mut elems: Vec<Datum> = names
-            .iter()
-            .map(|n| Datum::from(pg_sys::cstring_to_text_with_len(n.as_ptr(), n.as_bytes().len() as i32)))
+            .map(|n| Datum::from(pg_sys::cstring_to_text_with_len(n.as_ptr(), n.to_bytes().len() as i32)))
             .collect();
         Datum::from(pg_sys::construct_array(
             elems.as_mut_ptr(),
@@ -243,28 +251,20 @@ pub struct Writer {
 
 impl Writer {
     pub fn new(ctx: &Context, action: &str, entity_type: Option<&str>) -> Writer {
-        let client_ip = match &ctx.client_ip {
-            Some(ip) => {
-                let c = CString::new(ip.as_str()).unwrap_or_default();
-                let d = unsafe { pgrx::direct_function_call_as_datum(pg_sys::inet_in, &[Some(Datum::from(c.as_ptr()))]) };
-                (d.unwrap_or(Datum::from(0)), d.is_none())
-            }
-            None => (Datum::from(0), true),
-        };
         let txid = unsafe { pg_sys::GetTopFullTransactionId() }.value as i64;
         let shared = [
             (Datum::from(unsafe { pg_sys::GetCurrentTimestamp() }), false),
             (Datum::from(txid), false),
             (text_datum(action), false),
-            opt_text(&entity_type.map(str::to_string)),
+            opt_datum(entity_type.map(text_datum)),
             (text_datum(&ctx.actor), false),
             (text_datum(&ctx.db_user), false),
-            client_ip,
-            opt_text(&ctx.user_agent),
-            opt_text(&ctx.service),
-            opt_text(&ctx.tenant),
-            opt_text(&ctx.request_id),
-            opt_text(&ctx.statement),
+            opt_datum(ctx.client_ip),
+            opt_datum(ctx.user_agent.as_deref().map(text_datum)),
+            opt_datum(ctx.service.as_deref().map(text_datum)),
+            opt_datum(ctx.tenant.as_deref().map(text_datum)),
+            opt_datum(ctx.request_id.as_deref().map(text_datum)),
+            opt_datum(ctx.statement.as_deref().map(text_datum)),
         ];
         let cxt = unsafe {
             pg_sys::AllocSetContextCreateInternal(
@@ -323,11 +323,11 @@ impl Writer {
                 .iter()
                 .map(|e| {
                     [
-                        opt_text(&e.entity_id),
-                        opt_text(&e.entity_label),
+                        opt_datum(e.entity_id),
+                        opt_datum(e.entity_label),
                         opt_datum(e.before),
                         opt_datum(e.after),
-                        opt_datum(e.changed.as_ref().map(|c| text_array(c))),
+                        opt_datum(e.changed),
                         opt_datum(e.details),
                     ]
                 })
@@ -360,7 +360,7 @@ impl Writer {
                     let id = sink.insert(&mut values, &mut nulls);
                     last_id = Some(id);
                     if let Some(feed) = self.feed.as_ref() {
-                        feed.announce(id, events[i].entity_id.as_deref());
+                        feed.announce(id, events[i].entity_id);
                     }
                 }
                 // Written before the batch memory holding their values goes.
@@ -402,7 +402,7 @@ impl Writer {
                     let id = pg_sys::SPI_getbinval(*(*tt).vals.add(i), (*tt).tupdesc, 1, &mut isnull).value() as i64;
                     last_id = Some(id);
                     if let Some(feed) = feed {
-                        feed.announce(id, events[done + i].entity_id.as_deref());
+                        feed.announce(id, events[done + i].entity_id);
                     }
                 }
                 done += n;
@@ -490,6 +490,6 @@ fn log_read(action: &str, details: pgrx::JsonB) -> Option<i64> {
     Some(write_one(
         action,
         Some("audit_trail.events"),
-        Event { entity_id: None, entity_label: None, before: None, after: None, changed: None, details: details.into_datum() },
+        Event::about(None, None, details.into_datum()),
     ))
 }
