@@ -80,14 +80,6 @@ BEGIN
     END CASE;
 END $$;
 
--- Milliseconds to run one statement, its AFTER triggers included.
-CREATE FUNCTION time_ms(stmt text) RETURNS float8 LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz := clock_timestamp();
-BEGIN
-    EXECUTE stmt;
-    RETURN 1000 * extract(epoch FROM clock_timestamp() - t0);
-END $$;
-
 -- Bytes the log holds now (heap, indexes, TOAST), for the variant's log.
 CREATE FUNCTION log_bytes(v text) RETURNS bigint LANGUAGE sql AS $$
     SELECT CASE v

@@ -6,18 +6,13 @@ set -euo pipefail
 PORT=$1; EVENTS=$2; RESULTS=$3
 q() { psql -X -q -At -h 127.0.0.1 -p "$PORT" -U postgres -d bench_read -v ON_ERROR_STOP=1 "$@"; }
 psql -X -q -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -c "DROP DATABASE IF EXISTS bench_read" -c "CREATE DATABASE bench_read"
+q -f "$(dirname "$0")/common.sql"
 q <<SQL
 CREATE EXTENSION pg_audit_trail;
 CREATE TABLE orders (id int PRIMARY KEY);
 SELECT audit_trail._create_partition(m, m + interval '1 month')
 FROM generate_series(date_trunc('month', now() AT TIME ZONE 'UTC') - interval '6 months',
                      date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month', interval '1 month') m;
-CREATE FUNCTION time_ms(stmt text) RETURNS float8 LANGUAGE plpgsql AS \$\$
-DECLARE t0 timestamptz := clock_timestamp();
-BEGIN
-    EXECUTE stmt;
-    RETURN 1000 * extract(epoch FROM clock_timestamp() - t0);
-END \$\$;
 SQL
 echo "  generating $EVENTS events over 180 days"
 t0=$(date +%s)
@@ -88,7 +83,7 @@ done
     echo
     echo '```'
     echo "$sqlq"
-    q -c "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) $sqlq" | grep -v "^$" | head -30
+    q -c "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) $sqlq" | awk 'NF && n++ < 40'
     echo '```'
   done
 } >> "$RESULTS"

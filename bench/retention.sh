@@ -7,6 +7,7 @@ set -euo pipefail
 PORT=$1; RESULTS=$2; WORK=$3
 q() { psql -X -q -At -h 127.0.0.1 -p "$PORT" -U postgres -d bench_ret -v ON_ERROR_STOP=1 "$@"; }
 psql -X -q -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -c "DROP DATABASE IF EXISTS bench_ret" -c "CREATE DATABASE bench_ret"
+q -f "$(dirname "$0")/common.sql"
 q <<'SQL'
 CREATE EXTENSION pg_audit_trail;
 CREATE TABLE writes (id bigserial PRIMARY KEY, v text);
@@ -18,12 +19,6 @@ SELECT date_trunc('month', now() AT TIME ZONE 'UTC') - interval '8 months' + g *
        'INSERT', 'public.old', g::text, jsonb_build_object('v', g), 'x', 'x'
 FROM generate_series(1, 1000000) g;
 VACUUM ANALYZE audit_trail.events;
-CREATE FUNCTION time_ms(stmt text) RETURNS float8 LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz := clock_timestamp();
-BEGIN
-    EXECUTE stmt;
-    RETURN 1000 * extract(epoch FROM clock_timestamp() - t0);
-END $$;
 SQL
 echo "INSERT INTO writes (v) VALUES ('x');" > "$WORK/writer.sql"
 rm -f "$WORK"/pgbench_log.*
@@ -31,7 +26,6 @@ rm -f "$WORK"/pgbench_log.*
 writer=$!
 sleep 3
 ms=$(q -c "SELECT time_ms(\$\$SELECT * FROM audit_trail.apply_retention(keep => '90 days', archive => true)\$\$)")
-done_=$(q -c "SELECT string_agg(action || ' ' || partition || ' (' || rows || ' events)', '; ') FROM (SELECT (jsonb_array_elements(details->'done')).* FROM audit_trail.events WHERE action = 'RETENTION_APPLIED') x" 2>/dev/null || true)
 done_=$(q -c "SELECT details->'done' FROM audit_trail.events WHERE action = 'RETENTION_APPLIED'")
 wait $writer
 tx=$(awk '/number of transactions actually processed/ { print $NF }' "$WORK/writer.out")
