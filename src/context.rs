@@ -72,9 +72,26 @@ fn application_name() -> Option<String> {
     }
 }
 
+thread_local! {
+    /// The connection's address never changes, and inet_client_addr() formats
+    /// and parses it again on every call (getnameinfo): worked out once per
+    /// backend, kept in TopMemoryContext. Outer None: not looked up yet.
+    static CLIENT_ADDR: std::cell::Cell<Option<Option<pg_sys::Datum>>> = const { std::cell::Cell::new(None) };
+}
+
 /// `inet_client_addr()`: NULL over a Unix socket or in a background worker.
 fn client_addr() -> Option<pg_sys::Datum> {
-    unsafe { pgrx::direct_function_call_as_datum(pg_sys::inet_client_addr, &[]) }
+    if let Some(addr) = CLIENT_ADDR.get() {
+        return addr;
+    }
+    let addr = unsafe {
+        let old = pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
+        let addr = pgrx::direct_function_call_as_datum(pg_sys::inet_client_addr, &[]);
+        pg_sys::MemoryContextSwitchTo(old);
+        addr
+    };
+    CLIENT_ADDR.set(Some(addr));
+    addr
 }
 
 fn top_level_statement() -> Option<String> {

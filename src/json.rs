@@ -115,29 +115,122 @@ pub enum Kind {
     Int2,
     Int4,
     Int8,
+    /// float4 or float8: the type's output text, then a number unless it is
+    /// NaN or an infinity (strings to to_jsonb).
+    Float,
     Text,
     Bool,
     /// timestamptz, timestamp or date: the base type, for JsonEncodeDateTime.
     DateTime(pg_sys::Oid),
     Jsonb,
+    /// An array whose elements are of one of the kinds above but Jsonb:
+    /// one-dimensional ones are built here, others go to to_jsonb.
+    Array(Element),
     /// Anything else: to_jsonb itself.
     Other,
 }
 
+/// An array's element type, with what deconstruct_array needs to read it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Element {
+    pub typid: pg_sys::Oid,
+    pub kind: Scalar,
+    pub typlen: i16,
+    pub typbyval: bool,
+    pub typalign: std::ffi::c_char,
+}
+
+/// The element kinds an array fast path takes (Kind without arrays, so that
+/// Kind stays Copy and small).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Scalar {
+    Numeric,
+    Int2,
+    Int4,
+    Int8,
+    Float,
+    Text,
+    Bool,
+    DateTime(pg_sys::Oid),
+}
+
+impl Scalar {
+    fn kind(self) -> Kind {
+        match self {
+            Scalar::Numeric => Kind::Numeric,
+            Scalar::Int2 => Kind::Int2,
+            Scalar::Int4 => Kind::Int4,
+            Scalar::Int8 => Kind::Int8,
+            Scalar::Float => Kind::Float,
+            Scalar::Text => Kind::Text,
+            Scalar::Bool => Kind::Bool,
+            Scalar::DateTime(base) => Kind::DateTime(base),
+        }
+    }
+}
+
 impl Kind {
     pub fn of(typid: pg_sys::Oid) -> Kind {
-        match unsafe { pg_sys::getBaseType(typid) } {
+        let base = unsafe { pg_sys::getBaseType(typid) };
+        match base {
             pg_sys::NUMERICOID => Kind::Numeric,
             pg_sys::INT2OID => Kind::Int2,
             pg_sys::INT4OID => Kind::Int4,
             pg_sys::INT8OID => Kind::Int8,
+            pg_sys::FLOAT4OID | pg_sys::FLOAT8OID => Kind::Float,
             pg_sys::TEXTOID | pg_sys::VARCHAROID => Kind::Text,
             pg_sys::BOOLOID => Kind::Bool,
-            base @ (pg_sys::TIMESTAMPTZOID | pg_sys::TIMESTAMPOID | pg_sys::DATEOID) => Kind::DateTime(base),
+            pg_sys::TIMESTAMPTZOID | pg_sys::TIMESTAMPOID | pg_sys::DATEOID => Kind::DateTime(base),
             pg_sys::JSONBOID => Kind::Jsonb,
-            _ => Kind::Other,
+            _ => Self::array_of(base).unwrap_or(Kind::Other),
         }
     }
+
+    /// Kind::Array when `base` is an array type (not a domain: to_jsonb looks
+    /// through those first) of a scalar kind the builder renders itself.
+    fn array_of(base: pg_sys::Oid) -> Option<Kind> {
+        let elem = unsafe { pg_sys::get_element_type(base) };
+        if elem == pg_sys::InvalidOid {
+            return None;
+        }
+        let kind = match Kind::of(elem) {
+            Kind::Numeric => Scalar::Numeric,
+            Kind::Int2 => Scalar::Int2,
+            Kind::Int4 => Scalar::Int4,
+            Kind::Int8 => Scalar::Int8,
+            Kind::Float => Scalar::Float,
+            Kind::Text => Scalar::Text,
+            Kind::Bool => Scalar::Bool,
+            Kind::DateTime(b) => Scalar::DateTime(b),
+            _ => return None,
+        };
+        let (mut typlen, mut typbyval, mut typalign) = (0i16, false, 0 as std::ffi::c_char);
+        unsafe { pg_sys::get_typlenbyvalalign(elem, &mut typlen, &mut typbyval, &mut typalign) };
+        Some(Kind::Array(Element { typid: elem, kind, typlen, typbyval, typalign }))
+    }
+}
+
+thread_local! {
+    /// Output functions by type, for float values (to_jsonb's own way to a
+    /// number goes through the output text, extra_float_digits and all).
+    static FLOAT_OUT: RefCell<HashMap<pg_sys::Oid, usize>> = RefCell::new(HashMap::new());
+}
+
+fn output_cstring(value: pg_sys::Datum, typid: pg_sys::Oid) -> *mut std::ffi::c_char {
+    let flinfo = match FLOAT_OUT.with(|m| m.borrow().get(&typid).copied()) {
+        Some(p) => p as *mut pg_sys::FmgrInfo,
+        None => unsafe {
+            let mut out = pg_sys::InvalidOid;
+            let mut varlena = false;
+            pg_sys::getTypeOutputInfo(typid, &mut out, &mut varlena);
+            let p = pg_sys::MemoryContextAllocZero(pg_sys::TopMemoryContext, std::mem::size_of::<pg_sys::FmgrInfo>())
+                as *mut pg_sys::FmgrInfo;
+            pg_sys::fmgr_info_cxt(out, p, pg_sys::TopMemoryContext);
+            FLOAT_OUT.with(|m| m.borrow_mut().insert(typid, p as usize));
+            p
+        },
+    };
+    unsafe { pg_sys::OutputFunctionCall(flinfo, value) }
 }
 
 fn numeric_value(n: pg_sys::Numeric) -> pg_sys::JsonbValue {
@@ -179,6 +272,26 @@ fn value_of(value: pg_sys::Datum, typid: pg_sys::Oid, kind: Kind) -> pg_sys::Jso
                 let n = pgrx::direct_function_call_as_datum(f, &[Some(value)]).unwrap();
                 numeric_value(n.cast_mut_ptr())
             }
+            Kind::Float => {
+                // As to_jsonb: the output text; a number unless it spells
+                // NaN or an infinity, which have an 'n' or 'N' in them.
+                let s = output_cstring(value, typid);
+                let text = CStr::from_ptr(s);
+                if text.to_bytes().iter().any(|&b| b == b'n' || b == b'N') {
+                    let mut v: pg_sys::JsonbValue = std::mem::zeroed();
+                    v.type_ = pg_sys::jbvType::jbvString;
+                    v.val.string = pg_sys::JsonbValue__bindgen_ty_1__bindgen_ty_1 { len: text.to_bytes().len() as i32, val: s };
+                    v
+                } else {
+                    let n = pgrx::direct_function_call_as_datum(
+                        pg_sys::numeric_in,
+                        &[Some(pg_sys::Datum::from(s)), Some(pg_sys::Datum::from(pg_sys::InvalidOid)), Some(pg_sys::Datum::from(-1i32))],
+                    )
+                    .unwrap();
+                    numeric_value(n.cast_mut_ptr())
+                }
+            }
+            Kind::Array(_) => unreachable!("arrays are pushed element by element"),
             Kind::Text => {
                 let t = pg_sys::pg_detoast_datum_packed(value.cast_mut_ptr());
                 let mut v: pg_sys::JsonbValue = std::mem::zeroed();
@@ -218,6 +331,36 @@ fn string_value(s: &CStr) -> pg_sys::JsonbValue {
     v
 }
 
+/// Pushes a one-dimensional (or empty) array as to_jsonb renders it: its
+/// elements in order, NULL as null, bounds dropped. False, having pushed
+/// nothing, for arrays of more dimensions (to_jsonb nests those).
+unsafe fn push_array(state: &mut *mut pg_sys::JsonbParseState, value: pg_sys::Datum, elem: Element) -> bool {
+    unsafe {
+        let arr = pg_sys::pg_detoast_datum(value.cast_mut_ptr()) as *mut pg_sys::ArrayType;
+        if (*arr).ndim > 1 {
+            return false;
+        }
+        let mut values: *mut pg_sys::Datum = std::ptr::null_mut();
+        let mut nulls: *mut bool = std::ptr::null_mut();
+        let mut n = 0i32;
+        pg_sys::deconstruct_array(arr, elem.typid, elem.typlen as i32, elem.typbyval, elem.typalign, &mut values, &mut nulls, &mut n);
+        pg_sys::pushJsonbValue(state, pg_sys::JsonbIteratorToken::WJB_BEGIN_ARRAY, std::ptr::null_mut());
+        let kind = elem.kind.kind();
+        for i in 0..n as usize {
+            let mut v = if *nulls.add(i) {
+                let mut v: pg_sys::JsonbValue = std::mem::zeroed();
+                v.type_ = pg_sys::jbvType::jbvNull;
+                v
+            } else {
+                value_of(*values.add(i), elem.typid, kind)
+            };
+            pg_sys::pushJsonbValue(state, pg_sys::JsonbIteratorToken::WJB_ELEM, &mut v);
+        }
+        pg_sys::pushJsonbValue(state, pg_sys::JsonbIteratorToken::WJB_END_ARRAY, std::ptr::null_mut());
+        true
+    }
+}
+
 /// Builds one JSON object, key by key, in the current memory context.
 pub struct ObjectBuilder {
     state: *mut pg_sys::JsonbParseState,
@@ -244,7 +387,15 @@ impl ObjectBuilder {
                     v
                 }
                 Render::Binary => string_value(BINARY),
-                Render::Value => value_of(value, typid, kind),
+                Render::Value => match kind {
+                    Kind::Array(elem) => {
+                        if push_array(&mut self.state, value, elem) {
+                            return;
+                        }
+                        binary_value(to_jsonb(value, typid))
+                    }
+                    _ => value_of(value, typid, kind),
+                },
             };
             pg_sys::pushJsonbValue(&mut self.state, pg_sys::JsonbIteratorToken::WJB_VALUE, &mut v);
         }
@@ -303,6 +454,11 @@ mod tests {
             "9007199254740993::int8", "'tab\t\"q\" é'::text", "'v'::varchar(3)", "true", "false",
             "'2026-01-02 03:04:05.678+02'::timestamptz", "'infinity'::timestamptz", "'2026-01-02 03:04'::timestamp",
             "'2026-01-02'::date", "'{\"a\": [1, {\"b\": null}]}'::jsonb", "'[1,2)'::int4range",
+            "1.5::float8", "0.1::float4", "'NaN'::float8", "'-Infinity'::float4", "1e300::float8", "(-0.0)::float8",
+            "ARRAY['a', NULL, 'b\"c']", "'{}'::text[]", "ARRAY[1.5, 'NaN']::numeric[]", "ARRAY[1, 2]::int8[]",
+            "ARRAY[[1, 2], [3, 4]]", "'[2:3]={7,8}'::int[]", "ARRAY['Infinity', 2.5]::float8[]",
+            "ARRAY[true, NULL]", "ARRAY['2026-01-02'::date]", "ARRAY['2026-01-02 03:04+00'::timestamptz]",
+            "ARRAY['x']::varchar[]",
         ] {
             let theirs = Spi::get_one::<String>(&format!("SELECT jsonb_build_object('k', {expr})::text")).unwrap().unwrap();
             let typid = Spi::get_one::<pg_sys::Oid>(&format!("SELECT pg_typeof({expr})::oid")).unwrap().unwrap();
