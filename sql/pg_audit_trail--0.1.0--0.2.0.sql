@@ -4,7 +4,8 @@
 -- object exactly as a fresh 0.2.0 install has it.
 
 -- The (id) index of each partition grows only at its right edge: fill its
--- pages to 100% (was 90%; the rest stayed empty for good).
+-- pages to 100% (was 90%; the rest stayed empty for good). And the entity
+-- index becomes optional for new partitions (audit_trail.index_entities).
 CREATE OR REPLACE FUNCTION audit_trail._index_partition(rel regclass) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -18,9 +19,16 @@ BEGIN
     -- grows at its right edge, where a split leaves the left page as full as
     -- fillfactor says and nothing ever fills it further: 100, not 90.
     EXECUTE format('CREATE INDEX %I ON %s (id) WITH (deduplicate_items = off, fillfactor = 100)', name || '_id', rel);
-    -- history(), entity filters and row_as_of().
-    EXECUTE format('CREATE INDEX %I ON %s (entity_type, entity_id, id) WITH (deduplicate_items = off)',
-                   name || '_entity', rel);
+    -- history(), entity filters and row_as_of(). It is a third of what an
+    -- event costs to write, so a DBA whose readers never ask by entity may
+    -- leave it out (audit_trail.index_entities). current_setting(), not
+    -- _setting(): this also runs inside CREATE EXTENSION, before the
+    -- library is loaded, when the setting may be a placeholder ('off' still
+    -- casts) or not there at all (NULL: on).
+    IF coalesce(nullif(current_setting('audit_trail.index_entities', true), '')::boolean, true) THEN
+        EXECUTE format('CREATE INDEX %I ON %s (entity_type, entity_id, id) WITH (deduplicate_items = off)',
+                       name || '_entity', rel);
+    END IF;
 END
 $$;
 

@@ -29,6 +29,9 @@ pub static REDACT_PATTERNS: GucSetting<Option<CString>> = GucSetting::<Option<CS
     c"password,passwd,secret,token,api_key,apikey,private_key,mfa,otp,ssn",
 ));
 pub static LOG_STATEMENT: GucSetting<bool> = GucSetting::<bool>::new(false);
+/// Read by SQL (`_index_partition`), not by Rust: defined here so that it is
+/// a real, validated boolean once the library is loaded.
+pub static INDEX_ENTITIES: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static LOG_READS: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"export"));
 pub static NOTIFY_CHANNEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -158,6 +161,14 @@ pub fn init() {
         c"Record the top-level statement text with each event.",
         c"",
         &LOG_STATEMENT,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"audit_trail.index_entities",
+        c"Give new partitions of audit_trail.events the (entity_type, entity_id, id) index.",
+        c"Off: cheaper writes; history(), row_as_of() and entity filters then scan the partitions made meanwhile.",
+        &INDEX_ENTITIES,
         GucContext::Suset,
         GucFlags::default(),
     );

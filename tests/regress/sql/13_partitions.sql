@@ -85,6 +85,20 @@ SELECT count(*) AS in_default FROM audit_trail.events_default WHERE action = 'FU
 SELECT audit_trail._create_partition('2035-06-01', '2035-07-01');
 SELECT tableoid::regclass AS now_in, count(*) FROM audit_trail.events WHERE action = 'FUTURE' GROUP BY 1;
 
+\echo 'index_entities = off: new partitions without the entity index; entity reads still answer'
+SET audit_trail.index_entities = off;
+SELECT audit_trail._create_partition('2036-01-01', '2036-02-01') AS p2036 \gset
+SELECT indexrelid::regclass AS index, indisunique FROM pg_index WHERE indrelid = :'p2036'::regclass ORDER BY 1;
+SELECT reloptions FROM pg_class WHERE oid = (:'p2036' || '_id')::regclass;
+INSERT INTO audit_trail.events (occurred_at, action, entity_type, entity_id, actor, db_user)
+VALUES ('2036-01-10', 'NOINDEX', 'app.thing', '42', 'x', 'x'), ('2036-01-11', 'NOINDEX', 'app.thing', '43', 'x', 'x');
+SELECT action, entity_id FROM audit_trail.search(entity_types => '{app.thing}', entity_id => '42');
+SELECT audit_trail.count(entity_types => '{app.thing}');
+RESET audit_trail.index_entities;
+SELECT audit_trail._create_partition('2036-02-01', '2036-03-01') AS p2036b \gset
+SELECT count(*) AS indexes_when_on FROM pg_index WHERE indrelid = :'p2036b'::regclass;
+SET audit_trail.index_entities = 'sometimes';
+
 \echo 'invalid settings are refused when set, naming the setting'
 SET audit_trail.partition_interval = '2 days';
 SET audit_trail.partition_interval = 'monthly';
