@@ -97,6 +97,10 @@ BEGIN
             FOR EACH STATEMENT EXECUTE FUNCTION floor_del();
     WHEN 'pg_audit_trail' THEN
         PERFORM audit_trail.enable('items');
+    WHEN 'pg_audit_trail_lean' THEN
+        -- The first enable() makes the partitions: without the entity index.
+        PERFORM set_config('audit_trail.index_entities', 'off', true);
+        PERFORM audit_trail.enable('items');
     END CASE;
 END $$;
 
@@ -104,6 +108,7 @@ END $$;
 CREATE FUNCTION log_bytes(v text) RETURNS bigint LANGUAGE sql AS $$
     SELECT CASE v
         WHEN 'pg_audit_trail' THEN (SELECT sum(pg_total_relation_size(partition)) FROM audit_trail.partitions)::bigint
+        WHEN 'pg_audit_trail_lean' THEN (SELECT sum(pg_total_relation_size(partition)) FROM audit_trail.partitions)::bigint
         WHEN 'none' THEN 0
         WHEN 'floor' THEN pg_total_relation_size('floor_log')
         ELSE pg_total_relation_size('diy_log') END $$;
