@@ -60,28 +60,31 @@ fn to_jsonb_flinfo(typid: pg_sys::Oid) -> *mut pg_sys::FmgrInfo {
 }
 
 thread_local! {
-    /// Output functions by type, for entity keys and labels; like TO_JSONB,
-    /// made once per backend and type, never per row.
+    /// Output functions by type (entity keys and labels, floats); like
+    /// TO_JSONB, made once per backend and type, never per row.
     static OUTPUT: RefCell<HashMap<pg_sys::Oid, usize>> = RefCell::new(HashMap::new());
+}
+
+fn output_flinfo(typid: pg_sys::Oid) -> *mut pg_sys::FmgrInfo {
+    if let Some(p) = OUTPUT.with(|m| m.borrow().get(&typid).copied()) {
+        return p as *mut pg_sys::FmgrInfo;
+    }
+    unsafe {
+        let mut out = pg_sys::InvalidOid;
+        let mut varlena = false;
+        pg_sys::getTypeOutputInfo(typid, &mut out, &mut varlena);
+        let p = pg_sys::MemoryContextAllocZero(pg_sys::TopMemoryContext, std::mem::size_of::<pg_sys::FmgrInfo>())
+            as *mut pg_sys::FmgrInfo;
+        pg_sys::fmgr_info_cxt(out, p, pg_sys::TopMemoryContext);
+        OUTPUT.with(|m| m.borrow_mut().insert(typid, p as usize));
+        p
+    }
 }
 
 /// The text of a non-null value, as its type's output function gives it,
 /// as a text datum.
 pub fn to_text(value: pg_sys::Datum, typid: pg_sys::Oid) -> pg_sys::Datum {
-    let flinfo = match OUTPUT.with(|m| m.borrow().get(&typid).copied()) {
-        Some(p) => p as *mut pg_sys::FmgrInfo,
-        None => unsafe {
-            let mut out = pg_sys::InvalidOid;
-            let mut varlena = false;
-            pg_sys::getTypeOutputInfo(typid, &mut out, &mut varlena);
-            let p = pg_sys::MemoryContextAllocZero(pg_sys::TopMemoryContext, std::mem::size_of::<pg_sys::FmgrInfo>())
-                as *mut pg_sys::FmgrInfo;
-            pg_sys::fmgr_info_cxt(out, p, pg_sys::TopMemoryContext);
-            OUTPUT.with(|m| m.borrow_mut().insert(typid, p as usize));
-            p
-        },
-    };
-    unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text(pg_sys::OutputFunctionCall(flinfo, value))) }
+    unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text(output_cstring(value, typid))) }
 }
 
 /// `to_jsonb(value)` for a non-null value of type `typid`.
@@ -106,11 +109,23 @@ pub fn to_json_text(value: pg_sys::Datum, isnull: bool, typid: pg_sys::Oid, rend
     }
 }
 
-/// Types whose jsonb the builder makes itself, exactly as to_jsonb would,
-/// without to_jsonb's per-call type lookups and text round trips. The kind is
-/// chosen from the base type, as to_jsonb categorises domains.
+/// How the builder renders a column's values. The kind is chosen from the
+/// base type, as to_jsonb categorises domains.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kind {
+    /// Built here, exactly as to_jsonb would, without its per-call type
+    /// look-ups and text round trips.
+    Scalar(Scalar),
+    Jsonb,
+    /// An array of Scalar elements: one-dimensional ones are built here,
+    /// others go to to_jsonb.
+    Array(Element),
+    /// Anything else: to_jsonb itself.
+    Other,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Scalar {
     Numeric,
     Int2,
     Int4,
@@ -122,12 +137,6 @@ pub enum Kind {
     Bool,
     /// timestamptz, timestamp or date: the base type, for JsonEncodeDateTime.
     DateTime(pg_sys::Oid),
-    Jsonb,
-    /// An array whose elements are of one of the kinds above but Jsonb:
-    /// one-dimensional ones are built here, others go to to_jsonb.
-    Array(Element),
-    /// Anything else: to_jsonb itself.
-    Other,
 }
 
 /// An array's element type, with what deconstruct_array needs to read it.
@@ -140,97 +149,54 @@ pub struct Element {
     pub typalign: std::ffi::c_char,
 }
 
-/// The element kinds an array fast path takes (Kind without arrays, so that
-/// Kind stays Copy and small).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Scalar {
-    Numeric,
-    Int2,
-    Int4,
-    Int8,
-    Float,
-    Text,
-    Bool,
-    DateTime(pg_sys::Oid),
-}
-
 impl Scalar {
-    fn kind(self) -> Kind {
-        match self {
-            Scalar::Numeric => Kind::Numeric,
-            Scalar::Int2 => Kind::Int2,
-            Scalar::Int4 => Kind::Int4,
-            Scalar::Int8 => Kind::Int8,
-            Scalar::Float => Kind::Float,
-            Scalar::Text => Kind::Text,
-            Scalar::Bool => Kind::Bool,
-            Scalar::DateTime(base) => Kind::DateTime(base),
-        }
+    /// The scalar kind of a base type, if the builder renders it itself.
+    fn of(base: pg_sys::Oid) -> Option<Scalar> {
+        Some(match base {
+            pg_sys::NUMERICOID => Scalar::Numeric,
+            pg_sys::INT2OID => Scalar::Int2,
+            pg_sys::INT4OID => Scalar::Int4,
+            pg_sys::INT8OID => Scalar::Int8,
+            pg_sys::FLOAT4OID | pg_sys::FLOAT8OID => Scalar::Float,
+            pg_sys::TEXTOID | pg_sys::VARCHAROID => Scalar::Text,
+            pg_sys::BOOLOID => Scalar::Bool,
+            pg_sys::TIMESTAMPTZOID | pg_sys::TIMESTAMPOID | pg_sys::DATEOID => Scalar::DateTime(base),
+            _ => return None,
+        })
     }
 }
 
 impl Kind {
     pub fn of(typid: pg_sys::Oid) -> Kind {
         let base = unsafe { pg_sys::getBaseType(typid) };
-        match base {
-            pg_sys::NUMERICOID => Kind::Numeric,
-            pg_sys::INT2OID => Kind::Int2,
-            pg_sys::INT4OID => Kind::Int4,
-            pg_sys::INT8OID => Kind::Int8,
-            pg_sys::FLOAT4OID | pg_sys::FLOAT8OID => Kind::Float,
-            pg_sys::TEXTOID | pg_sys::VARCHAROID => Kind::Text,
-            pg_sys::BOOLOID => Kind::Bool,
-            pg_sys::TIMESTAMPTZOID | pg_sys::TIMESTAMPOID | pg_sys::DATEOID => Kind::DateTime(base),
-            pg_sys::JSONBOID => Kind::Jsonb,
-            _ => Self::array_of(base).unwrap_or(Kind::Other),
+        if let Some(s) = Scalar::of(base) {
+            return Kind::Scalar(s);
         }
+        if base == pg_sys::JSONBOID {
+            return Kind::Jsonb;
+        }
+        Self::array_of(base).unwrap_or(Kind::Other)
     }
 
     /// Kind::Array when `base` is an array type (not a domain: to_jsonb looks
-    /// through those first) of a scalar kind the builder renders itself.
+    /// through those first) of a scalar kind (its elements' domains looked
+    /// through too, as to_jsonb does).
     fn array_of(base: pg_sys::Oid) -> Option<Kind> {
         let elem = unsafe { pg_sys::get_element_type(base) };
         if elem == pg_sys::InvalidOid {
             return None;
         }
-        let kind = match Kind::of(elem) {
-            Kind::Numeric => Scalar::Numeric,
-            Kind::Int2 => Scalar::Int2,
-            Kind::Int4 => Scalar::Int4,
-            Kind::Int8 => Scalar::Int8,
-            Kind::Float => Scalar::Float,
-            Kind::Text => Scalar::Text,
-            Kind::Bool => Scalar::Bool,
-            Kind::DateTime(b) => Scalar::DateTime(b),
-            _ => return None,
-        };
+        let kind = Scalar::of(unsafe { pg_sys::getBaseType(elem) })?;
         let (mut typlen, mut typbyval, mut typalign) = (0i16, false, 0 as std::ffi::c_char);
         unsafe { pg_sys::get_typlenbyvalalign(elem, &mut typlen, &mut typbyval, &mut typalign) };
         Some(Kind::Array(Element { typid: elem, kind, typlen, typbyval, typalign }))
     }
 }
 
-thread_local! {
-    /// Output functions by type, for float values (to_jsonb's own way to a
-    /// number goes through the output text, extra_float_digits and all).
-    static FLOAT_OUT: RefCell<HashMap<pg_sys::Oid, usize>> = RefCell::new(HashMap::new());
-}
-
+/// A value's output text, as a C string: to_jsonb's own way to a number for
+/// floats goes through it (extra_float_digits and all).
 fn output_cstring(value: pg_sys::Datum, typid: pg_sys::Oid) -> *mut std::ffi::c_char {
-    let flinfo = match FLOAT_OUT.with(|m| m.borrow().get(&typid).copied()) {
-        Some(p) => p as *mut pg_sys::FmgrInfo,
-        None => unsafe {
-            let mut out = pg_sys::InvalidOid;
-            let mut varlena = false;
-            pg_sys::getTypeOutputInfo(typid, &mut out, &mut varlena);
-            let p = pg_sys::MemoryContextAllocZero(pg_sys::TopMemoryContext, std::mem::size_of::<pg_sys::FmgrInfo>())
-                as *mut pg_sys::FmgrInfo;
-            pg_sys::fmgr_info_cxt(out, p, pg_sys::TopMemoryContext);
-            FLOAT_OUT.with(|m| m.borrow_mut().insert(typid, p as usize));
-            p
-        },
-    };
-    unsafe { pg_sys::OutputFunctionCall(flinfo, value) }
+    unsafe { pg_sys::OutputFunctionCall(output_flinfo(typid), value) }
 }
 
 fn numeric_value(n: pg_sys::Numeric) -> pg_sys::JsonbValue {
@@ -252,9 +218,18 @@ fn binary_value(jb: *mut pg_sys::Jsonb) -> pg_sys::JsonbValue {
 
 /// The jsonb value of a non-null `value`, as to_jsonb renders it.
 fn value_of(value: pg_sys::Datum, typid: pg_sys::Oid, kind: Kind) -> pg_sys::JsonbValue {
+    match kind {
+        Kind::Scalar(s) => scalar_value(value, typid, s),
+        Kind::Jsonb => binary_value(unsafe { pg_sys::pg_detoast_datum(value.cast_mut_ptr()) } as *mut pg_sys::Jsonb),
+        Kind::Array(_) => unreachable!("arrays are pushed element by element"),
+        Kind::Other => binary_value(to_jsonb(value, typid)),
+    }
+}
+
+fn scalar_value(value: pg_sys::Datum, typid: pg_sys::Oid, kind: Scalar) -> pg_sys::JsonbValue {
     unsafe {
         match kind {
-            Kind::Numeric => {
+            Scalar::Numeric => {
                 let n = pg_sys::pg_detoast_datum(value.cast_mut_ptr()) as pg_sys::Numeric;
                 // NaN and Infinity are strings to to_jsonb: let it say so.
                 if pg_sys::numeric_is_nan(n) || pg_sys::numeric_is_inf(n) {
@@ -263,16 +238,16 @@ fn value_of(value: pg_sys::Datum, typid: pg_sys::Oid, kind: Kind) -> pg_sys::Jso
                     numeric_value(n)
                 }
             }
-            Kind::Int2 | Kind::Int4 | Kind::Int8 => {
+            Scalar::Int2 | Scalar::Int4 | Scalar::Int8 => {
                 let f = match kind {
-                    Kind::Int2 => pg_sys::int2_numeric,
-                    Kind::Int4 => pg_sys::int4_numeric,
+                    Scalar::Int2 => pg_sys::int2_numeric,
+                    Scalar::Int4 => pg_sys::int4_numeric,
                     _ => pg_sys::int8_numeric,
                 };
                 let n = pgrx::direct_function_call_as_datum(f, &[Some(value)]).unwrap();
                 numeric_value(n.cast_mut_ptr())
             }
-            Kind::Float => {
+            Scalar::Float => {
                 // As to_jsonb: the output text; a number unless it spells
                 // NaN or an infinity, which have an 'n' or 'N' in them.
                 let s = output_cstring(value, typid);
@@ -291,8 +266,7 @@ fn value_of(value: pg_sys::Datum, typid: pg_sys::Oid, kind: Kind) -> pg_sys::Jso
                     numeric_value(n.cast_mut_ptr())
                 }
             }
-            Kind::Array(_) => unreachable!("arrays are pushed element by element"),
-            Kind::Text => {
+            Scalar::Text => {
                 let t = pg_sys::pg_detoast_datum_packed(value.cast_mut_ptr());
                 let mut v: pg_sys::JsonbValue = std::mem::zeroed();
                 v.type_ = pg_sys::jbvType::jbvString;
@@ -302,21 +276,19 @@ fn value_of(value: pg_sys::Datum, typid: pg_sys::Oid, kind: Kind) -> pg_sys::Jso
                 };
                 v
             }
-            Kind::Bool => {
+            Scalar::Bool => {
                 let mut v: pg_sys::JsonbValue = std::mem::zeroed();
                 v.type_ = pg_sys::jbvType::jbvBool;
                 v.val.boolean = value.value() != 0;
                 v
             }
-            Kind::DateTime(base) => {
+            Scalar::DateTime(base) => {
                 let s = pg_sys::JsonEncodeDateTime(std::ptr::null_mut(), value, base, std::ptr::null());
                 let mut v: pg_sys::JsonbValue = std::mem::zeroed();
                 v.type_ = pg_sys::jbvType::jbvString;
                 v.val.string = pg_sys::JsonbValue__bindgen_ty_1__bindgen_ty_1 { len: CStr::from_ptr(s).to_bytes().len() as i32, val: s };
                 v
             }
-            Kind::Jsonb => binary_value(pg_sys::pg_detoast_datum(value.cast_mut_ptr()) as *mut pg_sys::Jsonb),
-            Kind::Other => binary_value(to_jsonb(value, typid)),
         }
     }
 }
@@ -345,14 +317,13 @@ unsafe fn push_array(state: &mut *mut pg_sys::JsonbParseState, value: pg_sys::Da
         let mut n = 0i32;
         pg_sys::deconstruct_array(arr, elem.typid, elem.typlen as i32, elem.typbyval, elem.typalign, &mut values, &mut nulls, &mut n);
         pg_sys::pushJsonbValue(state, pg_sys::JsonbIteratorToken::WJB_BEGIN_ARRAY, std::ptr::null_mut());
-        let kind = elem.kind.kind();
         for i in 0..n as usize {
             let mut v = if *nulls.add(i) {
                 let mut v: pg_sys::JsonbValue = std::mem::zeroed();
                 v.type_ = pg_sys::jbvType::jbvNull;
                 v
             } else {
-                value_of(*values.add(i), elem.typid, kind)
+                scalar_value(*values.add(i), elem.typid, elem.kind)
             };
             pg_sys::pushJsonbValue(state, pg_sys::JsonbIteratorToken::WJB_ELEM, &mut v);
         }
