@@ -55,11 +55,14 @@ fn capture<'a>(
                 let e = w.in_batch_cxt(|| whole_row(&meta, old, false));
                 w.push(e);
             }),
-            pg_sys::TRIGGER_EVENT_UPDATE => for_each_pair(td.tg_oldtable, td.tg_newtable, desc, |old, new| {
-                if let Some(e) = w.in_batch_cxt(|| changed_row(&meta, old, new)) {
-                    w.push(e);
-                }
-            }),
+            pg_sys::TRIGGER_EVENT_UPDATE => {
+                let mut is_changed = Vec::with_capacity(meta.columns.len());
+                for_each_pair(td.tg_oldtable, td.tg_newtable, desc, |old, new| {
+                    if let Some(e) = w.in_batch_cxt(|| changed_row(&meta, old, new, &mut is_changed)) {
+                        w.push(e);
+                    }
+                })
+            }
             _ => w.push(Event::default()),
         }
     }
@@ -160,16 +163,14 @@ fn whole_row(meta: &TableMeta, row: &Row, is_new: bool) -> Event {
 }
 
 /// UPDATE: only the recorded columns whose values differ; None when none do.
-fn changed_row(meta: &TableMeta, old: &Row, new: &Row) -> Option<Event> {
-    let is_changed: Vec<bool> = meta
-        .columns
-        .iter()
-        .map(|c| {
-            let (a, an) = old.get(c.index);
-            let (b, bn) = new.get(c.index);
-            !diff::same(c, a, an, b, bn)
-        })
-        .collect();
+/// `is_changed` is the statement's scratch space, one flag per column.
+fn changed_row(meta: &TableMeta, old: &Row, new: &Row, is_changed: &mut Vec<bool>) -> Option<Event> {
+    is_changed.clear();
+    is_changed.extend(meta.columns.iter().map(|c| {
+        let (a, an) = old.get(c.index);
+        let (b, bn) = new.get(c.index);
+        !diff::same(c, a, an, b, bn)
+    }));
     if !is_changed.contains(&true) {
         return None;
     }
@@ -188,7 +189,7 @@ fn changed_row(meta: &TableMeta, old: &Row, new: &Row) -> Option<Event> {
         before: Some(before.finish()),
         after: Some(after.finish()),
         changed: Some(store::text_array(
-            meta.columns.iter().zip(&is_changed).filter(|(_, &x)| x).map(|(c, _)| c.name.as_c_str()),
+            meta.columns.iter().zip(is_changed.iter()).filter(|(_, &x)| x).map(|(c, _)| c.name.as_c_str()),
         )),
         details: None,
     })

@@ -51,8 +51,7 @@ fn enable(
         )
     });
     let settings = settings.unwrap_or_else(|e| error!("{e}")).unwrap_or_else(|| error!("enable returned nothing"));
-    let table = settings.0.get("table").and_then(|t| t.as_str()).map(str::to_string);
-    config_event("AUDIT_ENABLED", table, settings);
+    config_event("AUDIT_ENABLED", settings);
     // Time partitions ahead of the first events (a no-op when they exist).
     as_log_owner(|| Spi::run("SELECT count(*) FROM audit_trail._premake()")).unwrap_or_else(|e| error!("{e}"));
 }
@@ -66,22 +65,18 @@ fn disable(target: Option<PgRelation>) {
     })
     .unwrap_or_else(|e| error!("{e}"));
     if let Some(settings) = settings {
-        let table = settings.0.get("table").and_then(|t| t.as_str()).map(str::to_string);
-        config_event("AUDIT_DISABLED", table, settings);
+        config_event("AUDIT_DISABLED", settings);
     }
 }
 
-fn config_event(action: &str, table: Option<String>, settings: JsonB) {
-    let details = jsonb_datum(settings);
+/// AUDIT_ENABLED / AUDIT_DISABLED: about the table the settings name.
+fn config_event(action: &str, settings: JsonB) {
+    let table = settings.0.get("table").and_then(|t| t.as_str()).map(str::to_string);
     store::write_one(
         action,
         Some("audit_trail.config"),
-        Event::about(table.as_deref(), None, details),
+        Event::about(table.as_deref(), None, settings.into_datum()),
     );
-}
-
-fn jsonb_datum(j: JsonB) -> Option<pg_sys::Datum> {
-    j.into_datum()
 }
 
 /// Application events must be named like identifiers, so that filters and
@@ -124,7 +119,7 @@ fn write_system_event(action: &str, entity_type: Option<&str>, details: Option<J
         Some("System"),
         action,
         entity_type,
-        Event::about(None, None, details.and_then(jsonb_datum)),
+        Event::about(None, None, details.and_then(IntoDatum::into_datum)),
     )
 }
 
@@ -140,7 +135,7 @@ fn write_event(
     store::write_one(
         action,
         entity_type,
-        Event::about(entity_id, entity_label, details.and_then(jsonb_datum)),
+        Event::about(entity_id, entity_label, details.and_then(IntoDatum::into_datum)),
     )
 }
 

@@ -221,8 +221,8 @@ fn value_of(value: pg_sys::Datum, typid: pg_sys::Oid, kind: Kind) -> pg_sys::Jso
     match kind {
         Kind::Scalar(s) => scalar_value(value, typid, s),
         Kind::Jsonb => binary_value(unsafe { pg_sys::pg_detoast_datum(value.cast_mut_ptr()) } as *mut pg_sys::Jsonb),
-        Kind::Array(_) => unreachable!("arrays are pushed element by element"),
-        Kind::Other => binary_value(to_jsonb(value, typid)),
+        // Arrays the builder cannot push element by element (see push_array).
+        Kind::Array(_) | Kind::Other => binary_value(to_jsonb(value, typid)),
     }
 }
 
@@ -253,10 +253,7 @@ fn scalar_value(value: pg_sys::Datum, typid: pg_sys::Oid, kind: Scalar) -> pg_sy
                 let s = output_cstring(value, typid);
                 let text = CStr::from_ptr(s);
                 if text.to_bytes().iter().any(|&b| b == b'n' || b == b'N') {
-                    let mut v: pg_sys::JsonbValue = std::mem::zeroed();
-                    v.type_ = pg_sys::jbvType::jbvString;
-                    v.val.string = pg_sys::JsonbValue__bindgen_ty_1__bindgen_ty_1 { len: text.to_bytes().len() as i32, val: s };
-                    v
+                    string_value(text)
                 } else {
                     let n = pgrx::direct_function_call_as_datum(
                         pg_sys::numeric_in,
@@ -283,16 +280,19 @@ fn scalar_value(value: pg_sys::Datum, typid: pg_sys::Oid, kind: Scalar) -> pg_sy
                 v
             }
             Scalar::DateTime(base) => {
-                let s = pg_sys::JsonEncodeDateTime(std::ptr::null_mut(), value, base, std::ptr::null());
-                let mut v: pg_sys::JsonbValue = std::mem::zeroed();
-                v.type_ = pg_sys::jbvType::jbvString;
-                v.val.string = pg_sys::JsonbValue__bindgen_ty_1__bindgen_ty_1 { len: CStr::from_ptr(s).to_bytes().len() as i32, val: s };
-                v
+                string_value(CStr::from_ptr(pg_sys::JsonEncodeDateTime(std::ptr::null_mut(), value, base, std::ptr::null())))
             }
         }
     }
 }
 
+fn null_value() -> pg_sys::JsonbValue {
+    let mut v: pg_sys::JsonbValue = unsafe { std::mem::zeroed() };
+    v.type_ = pg_sys::jbvType::jbvNull;
+    v
+}
+
+/// A string value pointing at `s`, which must outlive the object built.
 fn string_value(s: &CStr) -> pg_sys::JsonbValue {
     let mut v: pg_sys::JsonbValue = unsafe { std::mem::zeroed() };
     v.type_ = pg_sys::jbvType::jbvString;
@@ -319,9 +319,7 @@ unsafe fn push_array(state: &mut *mut pg_sys::JsonbParseState, value: pg_sys::Da
         pg_sys::pushJsonbValue(state, pg_sys::JsonbIteratorToken::WJB_BEGIN_ARRAY, std::ptr::null_mut());
         for i in 0..n as usize {
             let mut v = if *nulls.add(i) {
-                let mut v: pg_sys::JsonbValue = std::mem::zeroed();
-                v.type_ = pg_sys::jbvType::jbvNull;
-                v
+                null_value()
             } else {
                 scalar_value(*values.add(i), elem.typid, elem.kind)
             };
@@ -352,21 +350,16 @@ impl ObjectBuilder {
             pg_sys::pushJsonbValue(&mut self.state, pg_sys::JsonbIteratorToken::WJB_KEY, &mut k);
             let mut v = match render {
                 Render::Redacted => string_value(REDACTED),
-                _ if isnull => {
-                    let mut v: pg_sys::JsonbValue = std::mem::zeroed();
-                    v.type_ = pg_sys::jbvType::jbvNull;
-                    v
-                }
+                _ if isnull => null_value(),
                 Render::Binary => string_value(BINARY),
-                Render::Value => match kind {
-                    Kind::Array(elem) => {
+                Render::Value => {
+                    if let Kind::Array(elem) = kind {
                         if push_array(&mut self.state, value, elem) {
                             return;
                         }
-                        binary_value(to_jsonb(value, typid))
                     }
-                    _ => value_of(value, typid, kind),
-                },
+                    value_of(value, typid, kind)
+                }
             };
             pg_sys::pushJsonbValue(&mut self.state, pg_sys::JsonbIteratorToken::WJB_VALUE, &mut v);
         }

@@ -14,6 +14,7 @@ use std::ffi::CString;
 use std::rc::Rc;
 
 /// One column of the trigger relation's row type.
+#[derive(Clone)]
 pub struct Column {
     /// 0-based index into the tuple's values.
     pub index: usize,
@@ -107,9 +108,11 @@ struct Settings {
 }
 
 /// The settings come from audit_trail.config, which the user changing the
-/// table may not read: the lookup runs as the log's owner.
+/// table may not read: the lookup runs as the log's owner. None only when no
+/// audited table governs the relation; a failed look-up is an error, never
+/// "not audited" (that would let changes through without their events).
 fn load_settings(relid: pg_sys::Oid) -> Option<Settings> {
-    crate::store::as_log_owner(|| Spi::connect(|client| {
+    let loaded: Result<Option<Settings>, pgrx::spi::Error> = crate::store::as_log_owner(|| Spi::connect(|client| {
         let rows = client
             .select(
                 "SELECT c.relid::oid, format('%I.%I', n.nspname, k.relname), c.redact, c.redact_patterns,
@@ -123,24 +126,26 @@ fn load_settings(relid: pg_sys::Oid) -> Option<Settings> {
                  WHERE c.relid = audit_trail._audited_root($1::oid::regclass)",
                 Some(1),
                 &[relid.into()],
-            )
-            .ok()?;
+            )?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
         let row = rows.first();
-        let audited: pg_sys::Oid = row.get(1).ok()??;
-        let list = |i: usize| -> Vec<String> {
-            row.get::<Vec<Option<String>>>(i).ok().flatten().unwrap_or_default().into_iter().flatten().collect()
+        let list = |i: usize| -> Result<Vec<String>, pgrx::spi::Error> {
+            Ok(row.get::<Vec<Option<String>>>(i)?.unwrap_or_default().into_iter().flatten().collect())
         };
-        Some(Settings {
-            audited,
-            entity_type: row.get(2).ok()??,
-            redact: list(3),
-            patterns: list(4),
-            exclude: list(5),
-            key_columns: list(6),
-            label_column: row.get(7).ok().flatten(),
-            binary: list(8),
-        })
-    }))
+        Ok(Some(Settings {
+            audited: row.get(1)?.unwrap_or(pg_sys::InvalidOid),
+            entity_type: row.get(2)?.unwrap_or_default(),
+            redact: list(3)?,
+            patterns: list(4)?,
+            exclude: list(5)?,
+            key_columns: list(6)?,
+            label_column: row.get(7)?,
+            binary: list(8)?,
+        }))
+    }));
+    loaded.unwrap_or_else(|e| error!("pg_audit_trail: could not read the audit settings of relation {relid}: {e}"))
 }
 
 fn build(rel: pg_sys::Relation) -> Option<TableMeta> {
@@ -179,17 +184,7 @@ fn build(rel: pg_sys::Relation) -> Option<TableMeta> {
             },
         ));
     }
-    let pick = |wanted: &str| {
-        all.iter().find(|(n, _)| n == wanted).map(|(_, c)| Column {
-            index: c.index,
-            name: c.name.clone(),
-            typid: c.typid,
-            typlen: c.typlen,
-            typbyval: c.typbyval,
-            kind: c.kind,
-            render: c.render,
-        })
-    };
+    let pick = |wanted: &str| all.iter().find(|(n, _)| n == wanted).map(|(_, c)| c.clone());
     let key: Vec<Column> = s.key_columns.iter().filter_map(|k| pick(k)).collect();
     let label = s.label_column.as_deref().and_then(pick);
     let key = if key.len() == s.key_columns.len() { key } else { Vec::new() };

@@ -37,7 +37,13 @@ fn _guard<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a,
 /// the DDL event trigger refuses any other DROP of one.
 #[pg_extern(volatile, name = "_retention_drop")]
 fn retention_drop(partition: PgRelation) {
-    let name = format!("{}.{}", quote_ident(partition.namespace()), quote_ident(partition.name()));
+    let name = unsafe {
+        let nsp = std::ffi::CString::new(partition.namespace()).unwrap_or_default();
+        let rel = std::ffi::CString::new(partition.name()).unwrap_or_default();
+        std::ffi::CStr::from_ptr(pgrx::pg_sys::quote_qualified_identifier(nsp.as_ptr(), rel.as_ptr()))
+            .to_string_lossy()
+            .into_owned()
+    };
     drop(partition);
     as_retention(|| crate::store::with_pinned_search_path(|| Spi::run(&format!("DROP TABLE {name}"))))
         .unwrap_or_else(|e| error!("{e}"));
@@ -47,10 +53,6 @@ fn retention_drop(partition: PgRelation) {
 #[pg_extern(stable, name = "_retention_active")]
 fn retention_active() -> bool {
     RETENTION_ACTIVE.with(|r| r.get())
-}
-
-fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 /// Deletes the default partition's events in [from, until): the rows

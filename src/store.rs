@@ -207,6 +207,24 @@ pub fn as_log_owner<T>(f: impl FnOnce() -> T) -> T {
     })
 }
 
+/// Runs `f` as `owner` in a security-restricted operation: the write itself,
+/// which must neither need the caller's privileges nor run anything of
+/// theirs. PostgreSQL restores the identity itself if `f` raises.
+fn restricted_as<T>(owner: pg_sys::Oid, f: impl FnOnce() -> T) -> T {
+    unsafe {
+        let mut user = pg_sys::InvalidOid;
+        let mut sec = 0;
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut sec);
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            sec | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+        );
+        let r = f();
+        pg_sys::SetUserIdAndSecContext(user, sec);
+        r
+    }
+}
+
 pub fn text_datum(s: &str) -> Datum {
     unsafe { Datum::from(pg_sys::cstring_to_text_with_len(s.as_ptr() as *const _, s.len() as i32)) }
 }
@@ -334,17 +352,10 @@ impl Writer {
                 .collect();
             pg_sys::MemoryContextSwitchTo(old);
 
-            let mut saved_user = pg_sys::InvalidOid;
-            let mut saved_sec = 0;
-            pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_sec);
             let ids = log_ids();
             if self.sink.is_none() {
-                pg_sys::SetUserIdAndSecContext(
-                    ids.owner,
-                    saved_sec | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
-                );
-                self.sink = Some(crate::sink::Sink::open(ids.events, ids.seq, self.shared[0].0));
-                pg_sys::SetUserIdAndSecContext(saved_user, saved_sec);
+                let occurred_at = self.shared[0].0;
+                self.sink = Some(restricted_as(ids.owner, || crate::sink::Sink::open(ids.events, ids.seq, occurred_at)));
             }
             if let Some(Some(sink)) = self.sink.as_mut() {
                 let s = &self.shared;
@@ -373,7 +384,6 @@ impl Writer {
             if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
                 error!("pg_audit_trail: SPI_connect failed");
             }
-            let owner = ids.owner;
             let feed = self.feed.as_ref();
             let mut done = 0;
             while done < rows.len() {
@@ -386,12 +396,7 @@ impl Writer {
                     values.push(d);
                     nulls.push(if isnull { b'n' as std::ffi::c_char } else { b' ' as std::ffi::c_char });
                 }
-                pg_sys::SetUserIdAndSecContext(
-                    owner,
-                    saved_sec | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
-                );
-                let rc = pg_sys::SPI_execute_plan(p, values.as_mut_ptr(), nulls.as_ptr(), false, 0);
-                pg_sys::SetUserIdAndSecContext(saved_user, saved_sec);
+                let rc = restricted_as(ids.owner, || pg_sys::SPI_execute_plan(p, values.as_mut_ptr(), nulls.as_ptr(), false, 0));
                 if rc != pg_sys::SPI_OK_INSERT as i32 && rc != pg_sys::SPI_OK_INSERT_RETURNING as i32 {
                     error!("pg_audit_trail: writing {n} events failed: SPI error {rc}");
                 }
