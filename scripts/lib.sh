@@ -7,8 +7,10 @@ as_pg() { if [ "$(id -un)" = postgres ]; then "$@"; else sudo -u postgres -- "$@
 
 # Clusters live in the project's build folder when the postgres user can
 # reach it; a checkout under a private home directory falls back to /tmp.
+# AUDIT_BUILD_DIR moves them, so that two sessions can test at once (each
+# with its own REGRESS_PORT / INTEGRATION_PORT too).
 build_dir() {
-  local d="$ROOT/build"
+  local d="${AUDIT_BUILD_DIR:-$ROOT/build}"
   mkdir -p "$d"
   chmod 755 "$d"
   if ! as_pg test -x "$d" 2>/dev/null; then
