@@ -2,6 +2,7 @@
 -- Events, settings, partitions and archived partitions are kept as they are;
 -- tests/integration/11_upgrade.sh checks that, and that the result has every
 -- object exactly as a fresh 0.2.0 install has it.
+\echo Use "ALTER EXTENSION pg_audit_trail UPDATE TO '0.2.0'" to load this file. \quit
 
 -- The (id) index of each partition grows only at its right edge: fill its
 -- pages to 100% (was 90%; the rest stayed empty for good). And the entity
