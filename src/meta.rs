@@ -148,6 +148,31 @@ fn load_settings(relid: pg_sys::Oid) -> Option<Settings> {
     loaded.unwrap_or_else(|e| error!("pg_audit_trail: could not read the audit settings of relation {relid}: {e}"))
 }
 
+/// The `i`th (0-based) attribute of a tuple descriptor: C's `TupleDescAttr`.
+/// PostgreSQL 18 keeps the attributes after an array of `CompactAttribute`s
+/// (one per attribute) instead of in `attrs`.
+///
+/// # Safety
+/// `desc` must be a valid tuple descriptor and `i < natts`.
+pub unsafe fn tuple_desc_attr<'a>(desc: pg_sys::TupleDesc, i: usize) -> &'a pg_sys::FormData_pg_attribute {
+    #[cfg(not(feature = "pg18"))]
+    let first = (*desc).attrs.as_ptr();
+    #[cfg(feature = "pg18")]
+    let first = (*desc).compact_attrs.as_ptr().add((*desc).natts as usize).cast::<pg_sys::FormData_pg_attribute>();
+    &*first.add(i)
+}
+
+/// Whether a column is left out of events: dropped, or (PostgreSQL 18) a
+/// virtual generated column, whose value triggers never see (it is computed
+/// when read, and transition tables do not hold it).
+fn left_out(att: &pg_sys::FormData_pg_attribute) -> bool {
+    #[cfg(feature = "pg18")]
+    if att.attgenerated as u8 == pg_sys::ATTRIBUTE_GENERATED_VIRTUAL {
+        return true;
+    }
+    att.attisdropped
+}
+
 fn build(rel: pg_sys::Relation) -> Option<TableMeta> {
     let relid = unsafe { (*rel).rd_id };
     let s = load_settings(relid)?;
@@ -155,8 +180,8 @@ fn build(rel: pg_sys::Relation) -> Option<TableMeta> {
     let natts = unsafe { (*desc).natts } as usize;
     let mut all = Vec::with_capacity(natts);
     for i in 0..natts {
-        let att = unsafe { &*(*desc).attrs.as_ptr().add(i) };
-        if att.attisdropped {
+        let att = unsafe { tuple_desc_attr(desc, i) };
+        if left_out(att) {
             continue;
         }
         let name = unsafe { std::ffi::CStr::from_ptr(att.attname.data.as_ptr()) }.to_owned();

@@ -47,7 +47,7 @@ fn layout_matches(desc: pg_sys::TupleDesc) -> bool {
             return false;
         }
         COLUMNS.iter().enumerate().all(|(i, name)| {
-            let att = &*(*desc).attrs.as_ptr().add(i);
+            let att = crate::meta::tuple_desc_attr(desc, i);
             !att.attisdropped && CStr::from_ptr(att.attname.data.as_ptr()).to_bytes() == name.as_bytes()
         })
     }
