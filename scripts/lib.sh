@@ -23,6 +23,10 @@ case "$PG" in
   16|17|18) PG_HOME="$AUDIT_PG_ROOT/postgresql-$(pg_pin "$PG" | cut -d' ' -f1)" ;;
   *) echo "PG=$PG: supported versions are 15, 16, 17 and 18" >&2; exit 2 ;;
 esac
+# AUDIT_PG15_HOME ... AUDIT_PG18_HOME: another install prefix of that major
+# version to use instead (a private copy, say); setup fetches nothing into it.
+pg_home_override="AUDIT_PG${PG}_HOME"
+PG_HOME=${!pg_home_override:-$PG_HOME}
 BIN=$PG_HOME/bin
 PG_CONFIG=$BIN/pg_config
 export PG AUDIT_PG_ROOT PG_HOME BIN PG_CONFIG
