@@ -476,8 +476,12 @@ BEGIN
 
         -- Any other DDL on an audited table (or one of its partitions) is one
         -- SCHEMA_CHANGED event: data that DDL rewrites or removes leaves a
-        -- trace. Not for what pg_audit_trail does to its own triggers.
-        IF cmd.command_tag IN ('ALTER TABLE', 'ALTER INDEX', 'ALTER FOREIGN TABLE') THEN
+        -- trace. Not for what pg_audit_trail does to its own triggers, nor
+        -- for a table with no capture trigger at all: that is a pg_restore
+        -- replaying its post-data DDL (constraints come before triggers).
+        IF cmd.command_tag IN ('ALTER TABLE', 'ALTER INDEX', 'ALTER FOREIGN TABLE')
+           AND EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = rel
+                       AND g.tgfoid = 'audit_trail.capture()'::regprocedure) THEN
             schema_subs := coalesce((SELECT jsonb_agg(s ORDER BY o) FROM jsonb_array_elements(cmd.subs) WITH ORDINALITY AS x(s, o)
                                      WHERE s ->> 'type' NOT IN ('ATTACH PARTITION', 'DETACH PARTITION')), '[]');
             IF jsonb_array_length(schema_subs) = 0 AND jsonb_array_length(cmd.subs) > 0 THEN

@@ -62,7 +62,7 @@ UPDATE pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'acct'::regclass AND tgnam
 SELECT * FROM audit_trail.check() WHERE table_name = 'acct'::regclass;
 SELECT capture_ok FROM audit_trail.tracked WHERE table_name = 'acct'::regclass;
 SELECT count(*) >= 0 AS ran FROM audit_trail.maintain();
-SELECT action, actor, entity_type, details FROM audit_trail.events WHERE action = 'CAPTURE_PROBLEM' ORDER BY id;
+SELECT action, actor, entity_type, details FROM audit_trail.events WHERE action = 'CAPTURE_PROBLEM' AND entity_type = 'public.acct' ORDER BY id;
 SELECT audit_trail.enable('acct');
 SELECT * FROM audit_trail.check() WHERE table_name = 'acct'::regclass;
 -- enable() with fewer actions drops the triggers it no longer needs.
