@@ -13,18 +13,28 @@ CREATE FUNCTION audit_trail._attached_partitions(pg_ddl_command) RETURNS oid[]
 LANGUAGE c STRICT
 AS 'MODULE_PATHNAME', 'audit_trail_attached_partitions';
 
--- The subcommands of one collected command, as jsonb (src/ddl.rs); names
--- in the command resolve with the search_path given, the command's own.
-CREATE FUNCTION audit_trail._ddl_subcommands(pg_ddl_command, text) RETURNS jsonb
+-- The subcommands of one collected command, as jsonb (src/ddl.rs). A name
+-- in ATTACH/DETACH PARTITION resolves as the caller's search_path says: it
+-- is called by the event trigger, as the user who ran the DDL, with the
+-- DDL's search_path ("$user" included).
+CREATE FUNCTION audit_trail._ddl_subcommands(pg_ddl_command) RETURNS jsonb
 LANGUAGE c STRICT
 AS 'MODULE_PATHNAME', 'audit_trail_ddl_subcommands';
 
--- A table and, when it is partitioned, all its partitions at every level
--- (pg_partition_tree() gives nothing for a table that is neither).
+-- A table and, when it is partitioned, all its partitions at every level,
+-- from pg_inherits: unlike pg_partition_tree() it locks nothing (DDL on one
+-- table must not wait for another's locks) and includes a plain table.
 CREATE FUNCTION audit_trail._relation_tree(rel regclass) RETURNS SETOF regclass
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT rel UNION SELECT x.relid FROM pg_partition_tree(rel) x $$;
+AS $$
+    WITH RECURSIVE t(r) AS (
+        SELECT rel::oid
+        UNION
+        SELECT i.inhrelid FROM t JOIN pg_inherits i ON i.inhparent = t.r
+        JOIN pg_class k ON k.oid = i.inhrelid AND k.relispartition)
+    SELECT r::regclass FROM t
+$$;
 
 -- Bits of pg_trigger.tgtype.
 CREATE FUNCTION audit_trail._trigger_action_bit(action text) RETURNS int
@@ -302,11 +312,14 @@ CREATE FUNCTION audit_trail._on_ddl_end() RETURNS event_trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    PERFORM audit_trail._after_ddl(pg_catalog.current_setting('search_path'));
+    PERFORM audit_trail._after_ddl(ARRAY(
+        SELECT audit_trail._ddl_subcommands(d.command) FROM pg_catalog.pg_event_trigger_ddl_commands() d));
 END
 $$;
 
-CREATE FUNCTION audit_trail._after_ddl(ddl_search_path text) RETURNS void
+-- described: _ddl_subcommands of each command, in the order
+-- pg_event_trigger_ddl_commands() lists them.
+CREATE FUNCTION audit_trail._after_ddl(described jsonb[]) RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -325,20 +338,31 @@ DECLARE
     schema_subs jsonb;
     actions text[];
 BEGIN
+    PERFORM audit_trail._refuse_if_settings_moved();
     FOR cmd IN
-        SELECT d.classid, d.objid, d.command_tag, d.in_extension,
-               coalesce(audit_trail._ddl_subcommands(d.command, ddl_search_path), '[]') AS subs
-        FROM pg_event_trigger_ddl_commands() d
+        SELECT d.classid, d.objid, d.command_tag, d.in_extension, coalesce(described[d.n], '[]') AS subs
+        FROM pg_event_trigger_ddl_commands() WITH ORDINALITY AS d(classid, objid, objsubid, command_tag, object_type,
+                                                                  schema_name, object_identity, in_extension, command, n)
     LOOP
         CONTINUE WHEN cmd.in_extension;
 
-        -- ALTER TRIGGER ... RENAME of a capture trigger or guard.
+        -- ALTER TRIGGER (RENAME, DEPENDS ON) of a capture trigger or guard,
+        -- and CREATE OR REPLACE TRIGGER over one (known by its oid, noted
+        -- before the command: afterwards it may have another function).
         IF cmd.classid = 'pg_trigger'::regclass THEN
             SELECT g.tgname, g.tgrelid::regclass AS rel INTO t FROM pg_trigger g
-            WHERE g.oid = cmd.objid AND audit_trail._own_trigger_state(g.tgfoid, g.tgtype) IS NOT NULL;
-            IF FOUND THEN
-                RAISE EXCEPTION 'trigger % on % belongs to pg_audit_trail and cannot be renamed', t.tgname, t.rel
-                    USING ERRCODE = 'insufficient_privilege';
+            WHERE g.oid = cmd.objid
+              AND (audit_trail._own_trigger_state(g.tgfoid, g.tgtype) IS NOT NULL
+                   OR audit_trail._stashed_partitions() -> 'triggers' ? g.oid::text);
+            IF FOUND AND (cmd.command_tag = 'ALTER TRIGGER' OR audit_trail._stashed_partitions() -> 'triggers' ? cmd.objid::text) THEN
+                RAISE EXCEPTION 'trigger % on % belongs to pg_audit_trail and cannot be %',
+                        coalesce((SELECT s ->> 'from' FROM jsonb_array_elements(cmd.subs) s WHERE s ? 'from' LIMIT 1), t.tgname),
+                        t.rel,
+                        CASE WHEN cmd.command_tag = 'CREATE TRIGGER' THEN 'replaced'
+                             WHEN cmd.subs @> '[{"type": "RENAME TRIGGER"}]' THEN 'renamed'
+                             ELSE 'altered' END
+                    USING ERRCODE = 'insufficient_privilege',
+                          HINT = 'Use audit_trail.disable() to stop auditing a table.';
             END IF;
             CONTINUE;
         END IF;
@@ -357,13 +381,20 @@ BEGIN
         -- composite type's relation).
         IF cmd.classid = 'pg_type'::regclass
            OR (cmd.classid = 'pg_class'::regclass AND (SELECT relkind FROM pg_class WHERE oid = cmd.objid) = 'c') THEN
-            FOR rel IN SELECT c.relid FROM audit_trail.config c JOIN pg_class k ON k.oid = c.relid
-                       WHERE k.reloftype = CASE WHEN cmd.classid = 'pg_type'::regclass THEN cmd.objid
-                                                ELSE (SELECT reltype FROM pg_class WHERE oid = cmd.objid) END LOOP
+            FOR rel IN
+                WITH typ(oid) AS (SELECT CASE WHEN cmd.classid = 'pg_type'::regclass THEN cmd.objid
+                                              ELSE (SELECT reltype FROM pg_class WHERE oid = cmd.objid) END)
+                SELECT c.relid FROM audit_trail.config c JOIN pg_class k ON k.oid = c.relid, typ
+                WHERE k.reloftype = typ.oid
+                   OR EXISTS (SELECT 1 FROM audit_trail._relation_tree(c.relid) x
+                              JOIN pg_attribute a ON a.attrelid = x AND a.attnum > 0 AND NOT a.attisdropped
+                              WHERE a.atttypid = typ.oid)
+            LOOP
                 PERFORM audit_trail._sync_columns(rel);
                 PERFORM audit_trail._write_event('SCHEMA_CHANGED', audit_trail._entity_name(rel), NULL,
                     jsonb_build_object('command', cmd.command_tag, 'subcommands', cmd.subs,
-                                       'type', (SELECT reloftype FROM pg_class WHERE oid = rel)::regtype::text),
+                                       'type', (CASE WHEN cmd.classid = 'pg_type'::regclass THEN cmd.objid
+                                                     ELSE (SELECT reltype FROM pg_class WHERE oid = cmd.objid) END)::regtype::text),
                     NULL);
             END LOOP;
             CONTINUE;
@@ -422,7 +453,7 @@ BEGIN
                   AND g.tgenabled <> audit_trail._own_trigger_state(g.tgfoid, g.tgtype)
                 ORDER BY 1, 2
             LOOP
-                IF t.tgname = ANY (named) THEN
+                IF t.rel = rel AND t.tgname = ANY (named) THEN
                     RAISE EXCEPTION 'trigger % on % belongs to pg_audit_trail and must stay %',
                             t.tgname, t.rel, audit_trail._trigger_state_name(t.want)
                         USING ERRCODE = 'insufficient_privilege',
@@ -437,7 +468,8 @@ BEGIN
                 END IF;
             END LOOP;
         END IF;
-        CONTINUE WHEN root IS NULL AND NOT cmd.subs @> '[{"type": "DETACH PARTITION"}]';
+        CONTINUE WHEN root IS NULL AND NOT cmd.subs @> '[{"type": "DETACH PARTITION"}]'
+                                   AND NOT cmd.subs @> '[{"type": "DETACH PARTITION FINALIZE"}]';
 
         -- Partitions created in, or attached to, an audited table are
         -- audited with it from their first row; detached ones are released.
@@ -456,7 +488,7 @@ BEGIN
                 PERFORM audit_trail._write_event('PARTITION_ATTACHED', audit_trail._entity_name(root), NULL,
                     jsonb_build_object('command', cmd.command_tag, 'partition', part::text,
                                        'rows_estimate', audit_trail._rows_estimate(part)), NULL);
-            ELSIF sub ->> 'type' = 'DETACH PARTITION' AND audit_trail._audited_root(part) IS NULL
+            ELSIF sub ->> 'type' IN ('DETACH PARTITION', 'DETACH PARTITION FINALIZE') AND audit_trail._audited_root(part) IS NULL
                   AND EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid IN (SELECT audit_trail._relation_tree(part))
                               AND g.tgfoid = 'audit_trail.capture()'::regprocedure) THEN
                 PERFORM audit_trail._remove_triggers(part);
@@ -483,7 +515,8 @@ BEGIN
            AND EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = rel
                        AND g.tgfoid = 'audit_trail.capture()'::regprocedure) THEN
             schema_subs := coalesce((SELECT jsonb_agg(s ORDER BY o) FROM jsonb_array_elements(cmd.subs) WITH ORDINALITY AS x(s, o)
-                                     WHERE s ->> 'type' NOT IN ('ATTACH PARTITION', 'DETACH PARTITION')), '[]');
+                                     WHERE s ->> 'type' NOT IN ('ATTACH PARTITION', 'DETACH PARTITION',
+                                                                 'DETACH PARTITION FINALIZE')), '[]');
             IF jsonb_array_length(schema_subs) = 0 AND jsonb_array_length(cmd.subs) > 0 THEN
                 CONTINUE;
             END IF;
@@ -513,7 +546,8 @@ AS $$
     FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace WHERE k.oid = rel
 $$;
 
--- Before a DROP: which tables are partitions of which audited table, for
+-- Before a DROP (or CREATE OR REPLACE / ALTER TRIGGER): which tables are
+-- partitions of which audited table, for
 -- PARTITION_DROPPED (once dropped, a table's partition bound is gone), and
 -- which triggers are pg_audit_trail's. Kept in backend memory (src/ddl.rs)
 -- for the sql_drop trigger of the same command.
@@ -523,6 +557,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    PERFORM audit_trail._refuse_if_settings_moved();
     PERFORM audit_trail._stash_partitions(jsonb_build_object(
         -- partitions of audited tables: their audited table and rows
         'partitions', coalesce((
@@ -531,7 +566,7 @@ BEGIN
                        'rows_estimate', audit_trail._rows_estimate(t.relid)))
             FROM audit_trail.config c
             JOIN pg_class k ON k.oid = c.relid AND k.relkind = 'p'
-            CROSS JOIN LATERAL pg_partition_tree(c.relid) t
+            CROSS JOIN LATERAL audit_trail._relation_tree(c.relid) t(relid)
             WHERE t.relid <> c.relid), '{}'),
         -- pg_audit_trail's triggers, by oid: a dropped trigger is known by
         -- its oid only, so this is how DROP TRIGGER of one is recognised
@@ -564,6 +599,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     d record;
+    cols jsonb;
     cfg audit_trail.config;
     rel regclass;
     root regclass;
@@ -591,6 +627,7 @@ BEGIN
 
     -- DROP TRIGGER of one of pg_audit_trail's triggers, on a table that
     -- stays and whose capture (or guard) still needs it.
+    PERFORM audit_trail._refuse_if_settings_moved();
     stash := audit_trail._stashed_partitions();
     FOR d IN
         SELECT o.objid, o.object_identity, stash -> 'triggers' -> o.objid::text AS t
@@ -613,6 +650,26 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Use audit_trail.disable() to stop auditing a table.';
     END LOOP;
+
+    -- Columns of audited tables dropped along with a type or domain
+    -- (DROP ... CASCADE): ALTER TABLE records its own.
+    IF TG_TAG <> 'ALTER TABLE' THEN
+        FOR rel, cols IN
+            SELECT o.objid::regclass, jsonb_agg(o.object_identity ORDER BY o.objsubid)
+            FROM pg_event_trigger_dropped_objects() o
+            WHERE o.classid = 'pg_class'::regclass AND o.objsubid > 0
+              AND EXISTS (SELECT 1 FROM pg_class k WHERE k.oid = o.objid)
+            GROUP BY o.objid
+        LOOP
+            root := audit_trail._audited_root(rel);
+            CONTINUE WHEN root IS NULL;
+            PERFORM audit_trail._sync_columns(root);
+            PERFORM audit_trail._write_event('SCHEMA_CHANGED', audit_trail._entity_name(root), NULL,
+                jsonb_strip_nulls(jsonb_build_object('command', TG_TAG, 'dropped_columns', cols,
+                                                     'partition', CASE WHEN rel <> root THEN rel::text END)),
+                NULL);
+        END LOOP;
+    END IF;
 
     FOR d IN
         SELECT o.objid, o.object_identity
@@ -641,12 +698,13 @@ END
 $$;
 
 CREATE EVENT TRIGGER audit_trail_ddl_start ON ddl_command_start
-    WHEN TAG IN ('DROP TABLE', 'DROP FOREIGN TABLE', 'DROP SCHEMA', 'DROP OWNED', 'DROP TRIGGER')
+    WHEN TAG IN ('DROP TABLE', 'DROP FOREIGN TABLE', 'DROP SCHEMA', 'DROP OWNED', 'DROP TRIGGER',
+                 'CREATE TRIGGER', 'ALTER TRIGGER')
     EXECUTE FUNCTION audit_trail._on_ddl_start();
 
 CREATE EVENT TRIGGER audit_trail_ddl_end ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER SCHEMA',
-                 'ALTER INDEX', 'ALTER TYPE', 'ALTER TRIGGER', 'CREATE SCHEMA',
+                 'ALTER INDEX', 'ALTER TYPE', 'ALTER TRIGGER', 'CREATE TRIGGER', 'CREATE SCHEMA',
                  'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE')
     EXECUTE FUNCTION audit_trail._on_ddl_end();
 

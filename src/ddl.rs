@@ -148,11 +148,12 @@ fn cstr(p: *const std::ffi::c_char) -> Option<String> {
 
 /// What one collected DDL command did, as a JSON array of subcommands:
 /// `{"type": "ADD COLUMN", "name": "note"}`; `"relid"` is the table an
-/// ATTACH or DETACH PARTITION took or gave up, its name resolved with
-/// `search_path` (the one the command ran with). Renames give their old and
-/// new names. Identical entries (an ALTER TABLE recursing to partitions)
-/// appear once. Empty for anything else.
-unsafe fn describe(cmd: *const pg_sys::CollectedCommand, search_path: &std::ffi::CStr) -> serde_json::Value {
+/// ATTACH or DETACH PARTITION took or gave up, its name resolved as the
+/// caller's search_path says (the caller is the event trigger, running as
+/// the user who ran the command, with its search_path). Renames give their
+/// old and new names. Identical entries (an ALTER TABLE recursing to
+/// partitions) appear once. Empty for anything else.
+unsafe fn describe(cmd: *const pg_sys::CollectedCommand) -> serde_json::Value {
     use serde_json::{json, Value};
     let mut out: Vec<Value> = Vec::new();
     // SAFETY: `cmd` is the CollectedCommand behind a pg_ddl_command datum,
@@ -179,20 +180,20 @@ unsafe fn describe(cmd: *const pg_sys::CollectedCommand, search_path: &std::ffi:
                 // command found it.
                 if matches!(
                     (*c).subtype,
-                    pg_sys::AlterTableType::AT_AttachPartition | pg_sys::AlterTableType::AT_DetachPartition
+                    pg_sys::AlterTableType::AT_AttachPartition
+                        | pg_sys::AlterTableType::AT_DetachPartition
+                        | pg_sys::AlterTableType::AT_DetachPartitionFinalize
                 ) && !(*c).def.is_null()
                     && (*(*c).def).type_ == pg_sys::NodeTag::T_PartitionCmd
                 {
                     let name = (*((*c).def as *const pg_sys::PartitionCmd)).name;
-                    let oid = with_search_path(search_path, || {
-                        pg_sys::RangeVarGetRelidExtended(
-                            name,
-                            pg_sys::NoLock as i32,
-                            pg_sys::RVROption::RVR_MISSING_OK,
-                            None,
-                            std::ptr::null_mut(),
-                        )
-                    });
+                    let oid = pg_sys::RangeVarGetRelidExtended(
+                        name,
+                        pg_sys::NoLock as i32,
+                        pg_sys::RVROption::RVR_MISSING_OK,
+                        None,
+                        std::ptr::null_mut(),
+                    );
                     if oid != pg_sys::InvalidOid {
                         entry["relid"] = json!(u32::from(oid));
                     }
@@ -229,42 +230,17 @@ unsafe fn describe(cmd: *const pg_sys::CollectedCommand, search_path: &std::ffi:
     Value::Array(out)
 }
 
-/// Runs `f` with search_path set to `path` for the current transaction
-/// level only; PostgreSQL restores it (also if `f` raises).
-unsafe fn with_search_path<T>(path: &std::ffi::CStr, f: impl FnOnce() -> T) -> T {
-    // SAFETY: the GUC nest level opened here is closed by AtEOXact_GUC on
-    // the way out, or by the (sub)transaction abort if `f` raises.
-    unsafe {
-        let nest = pg_sys::NewGUCNestLevel();
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            path.as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
-        let r = f();
-        pg_sys::AtEOXact_GUC(true, nest);
-        r
-    }
-}
-
-/// `audit_trail._ddl_subcommands(pg_ddl_command, search_path text) RETURNS jsonb`: see
+/// `audit_trail._ddl_subcommands(pg_ddl_command) RETURNS jsonb`: see
 /// `describe`. Only meaningful inside a ddl_command_end event trigger, the
 /// one place a pg_ddl_command value exists.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn audit_trail_ddl_subcommands(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    // SAFETY: declared STRICT with a pg_ddl_command and a text argument, so
-    // args[0] is a non-null pointer datum to a CollectedCommand and args[1]
-    // a non-null (possibly toasted) text datum.
+    // SAFETY: declared STRICT with one pg_ddl_command argument, so args[0]
+    // is a non-null pointer datum to a CollectedCommand.
     let described = unsafe {
         let cmd = (*(*fcinfo).args.as_ptr()).value.cast_mut_ptr::<pg_sys::CollectedCommand>();
-        let path = pg_sys::text_to_cstring((*(*fcinfo).args.as_ptr().add(1)).value.cast_mut_ptr());
-        describe(cmd, std::ffi::CStr::from_ptr(path))
+        describe(cmd)
     };
     pgrx::JsonB(described).into_datum().unwrap_or_else(|| pgrx::error!("pg_audit_trail: could not build a jsonb value"))
 }
@@ -292,4 +268,78 @@ fn stash_partitions(partitions: pgrx::JsonB) {
 #[pg_extern(volatile, name = "_stashed_partitions")]
 fn stashed_partitions() -> pgrx::JsonB {
     DROP_STASH.with(|s| s.borrow().as_ref().map(|j| pgrx::JsonB(j.0.clone()))).unwrap_or(pgrx::JsonB(serde_json::json!({})))
+}
+
+/// What the DDL event triggers decide from: pg_audit_trail's settings and its
+/// triggers. Read twice by `_refuse_if_settings_moved`.
+const SETTINGS_FINGERPRINT: &std::ffi::CStr = c"SELECT pg_catalog.md5(
+    coalesce((SELECT pg_catalog.string_agg(c.relid::pg_catalog.oid::pg_catalog.text OPERATOR(pg_catalog.||) c.xmin::pg_catalog.text, ',' ORDER BY c.relid::pg_catalog.oid)
+              FROM audit_trail.config c), '')
+    OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||)
+    coalesce((SELECT pg_catalog.string_agg(g.oid::pg_catalog.text OPERATOR(pg_catalog.||) g.xmin::pg_catalog.text, ',' ORDER BY g.oid)
+              FROM pg_catalog.pg_trigger g
+              WHERE g.tgfoid OPERATOR(pg_catalog.=) ANY (ARRAY['audit_trail.capture()'::pg_catalog.regprocedure,
+                                                             'audit_trail._guard()'::pg_catalog.regprocedure])), ''))";
+
+/// One text value of `plan` run with `snapshot` (None: the transaction's).
+unsafe fn fingerprint(plan: pg_sys::SPIPlanPtr, snapshot: Option<pg_sys::Snapshot>) -> Option<String> {
+    // SAFETY: called inside an SPI connection with a plan prepared in it; the
+    // result is read before the next SPI call.
+    unsafe {
+        let rc = match snapshot {
+            Some(snap) => pg_sys::SPI_execute_snapshot(
+                plan,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                snap,
+                std::ptr::null_mut(),
+                true,
+                false,
+                1,
+            ),
+            None => pg_sys::SPI_execute_plan(plan, std::ptr::null_mut(), std::ptr::null(), true, 1),
+        };
+        if rc != pg_sys::SPI_OK_SELECT as i32 || pg_sys::SPI_processed != 1 {
+            return None;
+        }
+        let tt = pg_sys::SPI_tuptable;
+        cstr(pg_sys::SPI_getvalue(*(*tt).vals, (*tt).tupdesc, 1))
+    }
+}
+
+/// In a REPEATABLE READ or SERIALIZABLE transaction the DDL event triggers
+/// read pg_audit_trail's settings and triggers as of the transaction's
+/// snapshot. If another session changed them since (enable(), disable(),
+/// triggers made for a new partition), what they would decide is stale, and
+/// a change could slip past capture: the command fails with a serialization
+/// failure instead, to be retried as any such transaction is.
+#[pg_extern(volatile, name = "_refuse_if_settings_moved")]
+fn refuse_if_settings_moved() {
+    // SAFETY: XactIsoLevel is a plain global of the backend.
+    if unsafe { pg_sys::XactIsoLevel } < pg_sys::XACT_REPEATABLE_READ as i32 {
+        return;
+    }
+    // SAFETY: an SPI connection of our own, closed on every path (an error
+    // inside unwinds through PostgreSQL, which cleans SPI up at abort).
+    let moved = unsafe {
+        if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
+            pgrx::error!("pg_audit_trail: SPI_connect failed");
+        }
+        let plan = pg_sys::SPI_prepare(SETTINGS_FINGERPRINT.as_ptr(), 0, std::ptr::null_mut());
+        if plan.is_null() {
+            pgrx::error!("pg_audit_trail: could not prepare the settings fingerprint: SPI error {}", pg_sys::SPI_result);
+        }
+        let then = fingerprint(plan, None);
+        let now = fingerprint(plan, Some(pg_sys::GetLatestSnapshot()));
+        pg_sys::SPI_finish();
+        then != now
+    };
+    if moved {
+        ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+            "could not serialize access due to a concurrent change of pg_audit_trail's settings",
+            "Another session enabled or disabled auditing, or changed capture triggers, after this transaction's snapshot was taken; retry the transaction."
+        );
+    }
 }

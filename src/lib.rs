@@ -54,7 +54,8 @@ extension_sql_file!(
         config::write_event,
         protect::retention_active,
         ddl::stash_partitions,
-        ddl::stashed_partitions
+        ddl::stashed_partitions,
+        ddl::refuse_if_settings_moved
     ]
 );
 extension_sql_file!("../sql/protect.sql", name = "protect", requires = ["schema", protect::_guard]);

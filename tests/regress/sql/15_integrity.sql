@@ -26,7 +26,13 @@ SELECT pg_temp.try('ALTER TABLE acct ENABLE TRIGGER audit_trail_insert');
 SELECT pg_temp.try('ALTER TABLE acct DISABLE TRIGGER audit_trail_delete');
 SELECT pg_temp.try('DROP TRIGGER audit_trail_delete ON acct');
 SELECT pg_temp.try('ALTER TRIGGER audit_trail_insert ON acct RENAME TO x');
+-- CREATE OR REPLACE TRIGGER over one of them, with another function or a
+-- WHEN that never holds; ALTER TRIGGER ... DEPENDS ON.
+CREATE FUNCTION pg_temp.nop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';
+SELECT pg_temp.try('CREATE OR REPLACE TRIGGER audit_trail_insert AFTER INSERT ON acct FOR EACH STATEMENT EXECUTE FUNCTION pg_temp.nop()');
+SELECT pg_temp.try('CREATE OR REPLACE TRIGGER audit_trail_update AFTER UPDATE ON acct REFERENCING OLD TABLE AS o NEW TABLE AS n FOR EACH STATEMENT WHEN (false) EXECUTE FUNCTION audit_trail.capture()');
 RESET ROLE;
+SELECT pg_temp.try('ALTER TRIGGER audit_trail_insert ON acct DEPENDS ON EXTENSION pg_audit_trail');
 -- ... nor a superuser, in a session_replication_role = replica session.
 SET session_replication_role = replica;
 SELECT pg_temp.try('ALTER TABLE acct DISABLE TRIGGER audit_trail_update');
@@ -36,8 +42,7 @@ RESET session_replication_role;
 SELECT pg_temp.try('ALTER TABLE acct ENABLE ALWAYS TRIGGER audit_trail_insert');
 -- DISABLE TRIGGER ALL / USER (pg_restore --disable-triggers) is accepted:
 -- the table's other triggers go off, capture stays on.
-CREATE FUNCTION pg_temp.noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';
-CREATE TRIGGER users_own AFTER INSERT ON acct FOR EACH ROW EXECUTE FUNCTION pg_temp.noop();
+CREATE TRIGGER users_own AFTER INSERT ON acct FOR EACH ROW EXECUTE FUNCTION pg_temp.nop();
 ALTER TABLE acct DISABLE TRIGGER ALL;
 SELECT * FROM pg_temp.triggers('acct');
 INSERT INTO acct VALUES (1, 'ann', 10);
@@ -117,6 +122,36 @@ WHERE entity_type IN ('public.sales', 'public.acct') AND action NOT IN ('INSERT'
 ORDER BY id;
 SELECT action, entity_id, after FROM audit_trail.events WHERE entity_type = 'public.sales' AND action = 'INSERT' ORDER BY id;
 
+-- An owner whose search_path starts with "$user" attaches the table of its
+-- own schema: that one is the partition, and gets capture.
+CREATE ROLE sales_owner;
+CREATE SCHEMA sales_owner AUTHORIZATION sales_owner;
+GRANT CREATE ON SCHEMA public TO sales_owner;
+ALTER TABLE sales OWNER TO sales_owner;
+SET ROLE sales_owner;
+SET search_path = "$user", public;
+CREATE TABLE sales_2023 (id int NOT NULL, sold date NOT NULL, card text, note text);
+ALTER TABLE sales ATTACH PARTITION sales_2023 FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
+INSERT INTO sales_owner.sales_2023 VALUES (6, '2023-03-03');
+RESET search_path;
+RESET ROLE;
+SELECT action, entity_id, details FROM audit_trail.events
+WHERE entity_type = 'public.sales' AND (action = 'PARTITION_ATTACHED' OR entity_id LIKE '[6,%') ORDER BY id DESC LIMIT 2;
+ALTER TABLE sales DETACH PARTITION sales_owner.sales_2023;
+DROP TABLE sales_owner.sales_2023;
+DROP SCHEMA sales_owner;
+-- Columns removed along with a domain, or changed through a type.
+CREATE DOMAIN pincode AS text;
+CREATE TYPE money_pair AS (amount int, currency text);
+CREATE TABLE wallet (id int PRIMARY KEY, pin pincode, funds money_pair);
+SELECT audit_trail.enable('wallet');
+DROP DOMAIN pincode CASCADE;
+ALTER TYPE money_pair DROP ATTRIBUTE currency CASCADE;
+SELECT details FROM audit_trail.events WHERE entity_type = 'public.wallet' AND action = 'SCHEMA_CHANGED' ORDER BY id;
+SELECT * FROM audit_trail.check() WHERE table_name = 'wallet'::regclass;
+DROP TABLE wallet;
+DROP TYPE money_pair;
+
 \echo '7. every kind of rename is followed at once'
 ALTER INDEX acct RENAME TO ledger;
 INSERT INTO ledger VALUES (2, 5);
@@ -179,3 +214,5 @@ DROP TABLE ledger, people, pings, sales, sales_2020, base, derived, everything, 
 DROP TYPE person;
 DROP SCHEMA archive2022;
 DROP ROLE acct_owner;
+REVOKE CREATE ON SCHEMA public FROM sales_owner;
+DROP ROLE sales_owner;
