@@ -151,9 +151,11 @@ BEGIN
 END
 $$;
 
--- Records the current name of every audited table (or of one) in
--- table_names, closing the previous name at the instant of the change.
-CREATE FUNCTION audit_trail._sync_names(only_rel regclass DEFAULT NULL) RETURNS void
+-- Records the current name of an audited table in table_names, closing
+-- the previous name at the instant of the change. Called for the tables a
+-- command touched only, under the lock that command holds on each, and with
+-- the setting row locked: two sessions never both write a current name.
+CREATE FUNCTION audit_trail._sync_names(only_rel regclass) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -166,12 +168,47 @@ BEGIN
         FROM audit_trail.config c
         JOIN pg_class k ON k.oid = c.relid
         JOIN pg_namespace n ON n.oid = k.relnamespace
-        WHERE only_rel IS NULL OR c.relid = only_rel
+        WHERE c.relid = only_rel
+        FOR UPDATE OF c
     LOOP
         CONTINUE WHEN EXISTS (SELECT 1 FROM audit_trail.table_names t
                               WHERE t.relid = r.relid AND t.entity_type = r.name AND t.valid_until IS NULL);
         UPDATE audit_trail.table_names SET valid_until = at WHERE relid = r.relid AND valid_until IS NULL;
         INSERT INTO audit_trail.table_names VALUES (r.relid, r.name, at, NULL);
+    END LOOP;
+END
+$$;
+
+-- After enable(): capture triggers of actions not in `actions` dropped
+-- (the settings already say so, so the DROP TRIGGER guard lets them go),
+-- missing ones made, and every one of pg_audit_trail's triggers on the
+-- table and its partitions put back in the state it must have.
+CREATE FUNCTION audit_trail._settle_triggers(target regclass, actions text[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN
+        SELECT g.tgrelid::regclass AS rel, g.tgname
+        FROM pg_trigger g
+        WHERE g.tgrelid IN (SELECT audit_trail._relation_tree(target))
+          AND g.tgfoid = 'audit_trail.capture()'::regprocedure AND g.tgparentid = 0
+          AND NOT EXISTS (SELECT 1 FROM unnest(actions) a
+                          WHERE g.tgtype::int & audit_trail._trigger_action_bit(a) <> 0)
+    LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
+    END LOOP;
+    PERFORM audit_trail._install_triggers(target, actions);
+    FOR t IN
+        SELECT g.tgrelid::regclass AS rel, g.tgname, audit_trail._own_trigger_state(g.tgfoid, g.tgtype) AS want
+        FROM pg_trigger g
+        WHERE g.tgrelid IN (SELECT audit_trail._relation_tree(target))
+          AND g.tgfoid = 'audit_trail.capture()'::regprocedure
+          AND g.tgenabled <> audit_trail._own_trigger_state(g.tgfoid, g.tgtype)
+    LOOP
+        EXECUTE format('ALTER TABLE %s %s TRIGGER %I', t.rel, audit_trail._trigger_state_name(t.want), t.tgname);
     END LOOP;
 END
 $$;
@@ -214,7 +251,7 @@ DECLARE
     col text;
     acts text[];
     act text;
-    root regclass;
+    why text;
     by_pattern text[];
     cfg audit_trail.config;
 BEGIN
@@ -235,11 +272,20 @@ BEGIN
     END IF;
     PERFORM audit_trail._check_owner(target, caller, 'enable');
 
-    root := audit_trail._audited_root(target);
-    IF root IS NOT NULL AND root <> target THEN
-        RAISE EXCEPTION 'table % is a partition of %, which is audited already', target, root
-            USING ERRCODE = 'invalid_parameter_value',
+    -- Shapes whose changes could escape capture (API §8): a temporary
+    -- table, a partition (its parent's statements would not be captured; a
+    -- partitioned table is audited whole), plain inheritance either way.
+    IF (SELECT relispartition FROM pg_class WHERE oid = target) THEN
+        RAISE EXCEPTION 'table % is a partition of %: audit the partitioned table instead', target,
+                (SELECT i.inhparent::regclass FROM pg_inherits i WHERE i.inhrelid = target)
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Changes made through the partitioned table would not be captured by a partition''s settings.',
                   HINT = 'Settings of a partitioned table apply to all its partitions.';
+    END IF;
+    why := audit_trail._unsafe_shape(target, target);
+    IF why IS NOT NULL THEN
+        RAISE EXCEPTION 'pg_audit_trail cannot capture every change to %: %', target, why
+            USING ERRCODE = 'feature_not_supported';
     END IF;
 
     cols := audit_trail._columns(target);
@@ -303,8 +349,9 @@ BEGIN
             USING DETAIL = 'Its events will have entity_id NULL.';
     END IF;
 
-    PERFORM audit_trail._remove_triggers(target);
-    PERFORM audit_trail._install_triggers(target, acts);
+    -- Triggers for actions no longer wanted go; the others stay (capture
+    -- never has a gap) or are made, and all are put in their proper state.
+    PERFORM audit_trail._settle_triggers(target, acts);
     PERFORM audit_trail._invalidate(target);
     PERFORM audit_trail._sync_names(target);
     RETURN audit_trail._settings_json(cfg);
@@ -335,14 +382,5 @@ BEGIN
 END
 $$;
 
-CREATE VIEW audit_trail.tracked AS
-SELECT c.relid AS table_name,
-       audit_trail._effective_redact(c.relid, c.redact, c.redact_patterns) AS redact,
-       c.exclude,
-       coalesce(c.key_columns, audit_trail._key_columns(c.relid)) AS key_columns,
-       c.label_column,
-       c.actions,
-       c.enabled_at,
-       c.enabled_by
-FROM audit_trail.config c;
-COMMENT ON VIEW audit_trail.tracked IS 'Audited tables and their effective settings.';
+-- The view audit_trail.tracked is made in ddl.sql, after what capture_ok needs.
+

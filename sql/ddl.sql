@@ -1,119 +1,597 @@
--- Keeping auditing right through DDL.
+-- Keeping capture whole through DDL (API §8): what DDL may not do to an
+-- audited table, what it does that the trail records, and what follows from
+-- it (new partitions audited, detached ones released, names and renamed
+-- columns followed).
+--
+-- Event triggers fire ENABLE ALWAYS: a session_replication_role = replica
+-- session is no way around them. They act on what the command did, read
+-- from pg_event_trigger_ddl_commands() and the catalog afterwards, so a
+-- trigger is recognised by its function, whatever it is called.
 
+-- Kept for 0.1.0/0.2.0 objects: the C symbol stays in the library.
 CREATE FUNCTION audit_trail._attached_partitions(pg_ddl_command) RETURNS oid[]
 LANGUAGE c STRICT
 AS 'MODULE_PATHNAME', 'audit_trail_attached_partitions';
 
--- After CREATE/ALTER TABLE: new or attached partitions of an audited table get
--- the capture triggers; RENAME COLUMN is followed in the table's settings; a
--- capture or guard trigger may not be disabled.
--- The event trigger proper: it runs with the search_path of the DDL it
--- follows, because the name in ATTACH PARTITION must resolve as it did there.
--- So it does nothing else, and writes every name out in full; the work is
--- done by _after_ddl, whose search_path is pinned.
-CREATE FUNCTION audit_trail._on_ddl_end() RETURNS event_trigger
-LANGUAGE plpgsql
+-- The subcommands of one collected command, as jsonb (src/ddl.rs). A name
+-- in ATTACH/DETACH PARTITION resolves as the caller's search_path says: it
+-- is called by the event trigger, as the user who ran the DDL, with the
+-- DDL's search_path ("$user" included).
+CREATE FUNCTION audit_trail._ddl_subcommands(pg_ddl_command) RETURNS jsonb
+LANGUAGE c STRICT
+AS 'MODULE_PATHNAME', 'audit_trail_ddl_subcommands';
+
+-- A table and, when it is partitioned, all its partitions at every level,
+-- from pg_inherits: unlike pg_partition_tree() it locks nothing (DDL on one
+-- table must not wait for another's locks) and includes a plain table.
+CREATE FUNCTION audit_trail._relation_tree(rel regclass) RETURNS SETOF regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE t(r) AS (
+        SELECT rel::oid
+        UNION
+        SELECT i.inhrelid FROM t JOIN pg_inherits i ON i.inhparent = t.r
+        JOIN pg_class k ON k.oid = i.inhrelid AND k.relispartition)
+    SELECT r::regclass FROM t
+$$;
+
+-- Bits of pg_trigger.tgtype.
+CREATE FUNCTION audit_trail._trigger_action_bit(action text) RETURNS int
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT CASE upper(action) WHEN 'INSERT' THEN 4 WHEN 'DELETE' THEN 8 WHEN 'UPDATE' THEN 16 WHEN 'TRUNCATE' THEN 32 END $$;
+
+-- The state each of pg_audit_trail's triggers must be in: capture at
+-- statement level and the guards fire ALWAYS; capture's row-level triggers
+-- (for logical replication's apply worker) fire in REPLICA mode only.
+-- NULL: not one of ours.
+CREATE FUNCTION audit_trail._own_trigger_state(tgfoid oid, tgtype int2) RETURNS "char"
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN tgfoid = 'audit_trail.capture()'::regprocedure THEN
+            CASE WHEN tgtype::int & 1 = 1 THEN 'R' ELSE 'A' END::"char"
+        WHEN tgfoid = 'audit_trail._guard()'::regprocedure THEN 'A'::"char"
+    END
+$$;
+
+CREATE FUNCTION audit_trail._trigger_state_name("char") RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT CASE $1 WHEN 'O' THEN 'ENABLE' WHEN 'A' THEN 'ENABLE ALWAYS' WHEN 'R' THEN 'ENABLE REPLICA'
+                     WHEN 'D' THEN 'DISABLE' END $$;
+
+-- Rows of a table (a partitioned one: of all its leaves), as far as the
+-- statistics know: for PARTITION_* events.
+CREATE FUNCTION audit_trail._rows_estimate(rel regclass) RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(sum(greatest(k.reltuples::bigint, pg_stat_get_live_tuples(k.oid), 0)), 0)::bigint
+    FROM audit_trail._relation_tree(rel) t JOIN pg_class k ON k.oid = t
+    WHERE k.relkind <> 'p'
+$$;
+
+-- Tables joined to rel by plain inheritance (not partitioning), either way.
+CREATE FUNCTION audit_trail._inheritance_of(rel regclass) RETURNS TABLE(other regclass, is_parent boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT i.inhparent::regclass, true FROM pg_inherits i JOIN pg_class k ON k.oid = i.inhrelid
+    WHERE i.inhrelid = rel AND NOT k.relispartition
+    UNION ALL
+    SELECT i.inhrelid::regclass, false FROM pg_inherits i JOIN pg_class k ON k.oid = i.inhrelid
+    WHERE i.inhparent = rel AND NOT k.relispartition
+$$;
+
+-- Why capture of rel (audited itself, or a partition of the audited root)
+-- cannot be guaranteed, or NULL: the shapes §8 refuses.
+CREATE FUNCTION audit_trail._unsafe_shape(rel regclass, root regclass) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    rels oid[];
-    tags text[];
-    attached oid[];
+    k pg_class;
+    o record;
+    parent regclass;
 BEGIN
-    SELECT pg_catalog.array_agg(d.objid), pg_catalog.array_agg(d.command_tag)
-      INTO rels, tags
-      FROM pg_catalog.pg_event_trigger_ddl_commands() d
-     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass;
-    SELECT pg_catalog.array_agg(a)
-      INTO attached
-      FROM pg_catalog.pg_event_trigger_ddl_commands() d,
-           pg_catalog.unnest(audit_trail._attached_partitions(d.command)) a;
-    PERFORM audit_trail._after_ddl(rels, tags, attached);
+    SELECT * INTO k FROM pg_class WHERE oid = rel;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF k.relpersistence = 't' THEN
+        RETURN format('%s is a temporary table', rel);
+    END IF;
+    SELECT * INTO o FROM audit_trail._inheritance_of(rel) LIMIT 1;
+    IF FOUND THEN
+        RETURN format('%s %s %s (table inheritance): changes made through %s are not captured',
+                      rel, CASE WHEN o.is_parent THEN 'inherits from' ELSE 'is inherited by' END, o.other,
+                      CASE WHEN o.is_parent THEN o.other::text ELSE 'it' END);
+    END IF;
+    IF rel = root AND k.relispartition THEN
+        parent := (SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = rel);
+        IF audit_trail._audited_root(parent) IS NOT NULL THEN
+            RETURN format('%s is audited on its own and is a partition of %s, which is audited too', rel, parent);
+        END IF;
+        RETURN format('%s is audited and is a partition of %s, which is not: changes made through %s are not captured',
+                      rel, parent, parent);
+    END IF;
+    RETURN NULL;
 END
 $$;
 
--- After CREATE/ALTER TABLE: new or attached partitions of an audited table get
--- the capture triggers; RENAME COLUMN is followed in the table's settings; a
--- capture or guard trigger may not be disabled. Nothing else: a pg_dump
--- replay runs ALTER TABLE on audited tables after their settings are restored
--- and before their dumped triggers are, so creating triggers on any ALTER
--- TABLE would make the dump's own CREATE TRIGGER fail.
-CREATE FUNCTION audit_trail._after_ddl(rels oid[], tags text[], attached oid[]) RETURNS void
-LANGUAGE plpgsql
+-- What is wrong with the capture of one table governed by an audited table
+-- (the table itself or one of its partitions) whose actions are `actions`.
+CREATE FUNCTION audit_trail._capture_problems(rel regclass, actions text[]) RETURNS SETOF text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind "char" := (SELECT relkind FROM pg_class WHERE oid = rel);
+    act text;
+    t record;
+BEGIN
+    IF kind = 'f' THEN
+        RETURN NEXT 'foreign table partition: changes to its rows cannot be captured';
+        RETURN;
+    END IF;
+    FOREACH act IN ARRAY actions LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger g
+                       WHERE g.tgrelid = rel AND g.tgfoid = 'audit_trail.capture()'::regprocedure
+                         AND g.tgtype::int & 1 = 0
+                         AND g.tgtype::int & audit_trail._trigger_action_bit(act) <> 0) THEN
+            RETURN NEXT format('no capture trigger for %s', act);
+        END IF;
+        IF act <> 'TRUNCATE'
+           AND NOT EXISTS (SELECT 1 FROM pg_trigger g
+                           WHERE g.tgrelid = rel AND g.tgfoid = 'audit_trail.capture()'::regprocedure
+                             AND g.tgtype::int & 1 = 1
+                             AND g.tgtype::int & audit_trail._trigger_action_bit(act) <> 0) THEN
+            RETURN NEXT format('no capture trigger for %s by logical replication', act);
+        END IF;
+    END LOOP;
+    FOR t IN
+        SELECT g.tgname, g.tgenabled, audit_trail._own_trigger_state(g.tgfoid, g.tgtype) AS want
+        FROM pg_trigger g
+        WHERE g.tgrelid = rel AND g.tgfoid = 'audit_trail.capture()'::regprocedure
+          AND g.tgenabled <> audit_trail._own_trigger_state(g.tgfoid, g.tgtype)
+        ORDER BY g.tgname
+    LOOP
+        RETURN NEXT format('capture trigger %I is %s, not %s', t.tgname,
+                           audit_trail._trigger_state_name(t.tgenabled), audit_trail._trigger_state_name(t.want));
+    END LOOP;
+END
+$$;
+
+-- Everything that is not as it should be for capture to be whole (§8).
+CREATE FUNCTION audit_trail.check() RETURNS TABLE(table_name regclass, problem text)
+LANGUAGE plpgsql STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    c record;
-    rel regclass;
-    root regclass;
+    c audit_trail.config;
+    t regclass;
+    p text;
+    bad record;
+BEGIN
+    FOR c IN SELECT * FROM audit_trail.config ORDER BY relid::oid LOOP
+        table_name := c.relid;
+        IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = c.relid) THEN
+            problem := 'stale setting row: the table no longer exists';
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        p := audit_trail._unsafe_shape(c.relid, c.relid);
+        IF p IS NOT NULL THEN
+            problem := p;
+            RETURN NEXT;
+        END IF;
+        IF c.columns IS DISTINCT FROM audit_trail._columns_by_attnum(c.relid) THEN
+            problem := 'stale setting row: its column names are not the table''s';
+            RETURN NEXT;
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM audit_trail.table_names n
+                       WHERE n.relid = c.relid AND n.valid_until IS NULL
+                         AND n.entity_type = (SELECT format('%I.%I', s.nspname, k.relname)
+                                              FROM pg_class k JOIN pg_namespace s ON s.oid = k.relnamespace
+                                              WHERE k.oid = c.relid)) THEN
+            problem := 'stale name: history() does not know the table''s current name';
+            RETURN NEXT;
+        END IF;
+        FOR t IN SELECT r FROM audit_trail._relation_tree(c.relid) r ORDER BY r::oid LOOP
+            table_name := t;
+            FOR problem IN SELECT * FROM audit_trail._capture_problems(t, c.actions) LOOP
+                RETURN NEXT;
+            END LOOP;
+        END LOOP;
+    END LOOP;
+
+    -- The log's guards: the row guard on events (cloned onto every
+    -- partition) and a statement guard on events and each partition.
+    FOR t IN SELECT r FROM audit_trail._relation_tree('audit_trail.events') r ORDER BY r::oid LOOP
+        table_name := t;
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = t AND g.tgfoid = 'audit_trail._guard()'::regprocedure
+                         AND g.tgtype::int & 1 = 0) THEN
+            problem := 'no append-only guard for UPDATE, DELETE and TRUNCATE';
+            RETURN NEXT;
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = t AND g.tgfoid = 'audit_trail._guard()'::regprocedure
+                         AND g.tgtype::int & 1 = 1) THEN
+            problem := 'no append-only row guard';
+            RETURN NEXT;
+        END IF;
+        FOR bad IN SELECT x.tgname, x.tgenabled FROM pg_trigger x
+                 WHERE x.tgrelid = t AND x.tgfoid = 'audit_trail._guard()'::regprocedure AND x.tgenabled <> 'A'
+                 ORDER BY x.tgname LOOP
+            problem := format('append-only guard %I is %s, not ENABLE ALWAYS', bad.tgname, audit_trail._trigger_state_name(bad.tgenabled));
+            RETURN NEXT;
+        END LOOP;
+    END LOOP;
+
+    table_name := NULL;
+    FOR bad IN
+        SELECT e.evtname, e.evtenabled FROM pg_event_trigger e
+        JOIN pg_depend d ON d.classid = 'pg_event_trigger'::regclass AND d.objid = e.oid AND d.deptype = 'e'
+        JOIN pg_extension x ON x.oid = d.refobjid AND x.extname = 'pg_audit_trail'
+        WHERE e.evtenabled <> 'A'
+        ORDER BY e.evtname
+    LOOP
+        problem := format('event trigger %I is %s, not ENABLE ALWAYS: DDL is not followed',
+                          bad.evtname, audit_trail._trigger_state_name(bad.evtenabled));
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION audit_trail.check() IS
+  'One row per thing that keeps capture from being whole; empty when all is well.';
+
+-- Whether capture of one audited table is whole (tracked.capture_ok).
+CREATE FUNCTION audit_trail._capture_ok(target regclass) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT audit_trail._unsafe_shape(c.relid, c.relid) IS NULL
+       AND NOT EXISTS (SELECT 1 FROM audit_trail._relation_tree(c.relid) x,
+                       LATERAL audit_trail._capture_problems(x, c.actions))
+    FROM audit_trail.config c WHERE c.relid = target
+$$;
+
+-- RENAME COLUMN (directly, or through ALTER TYPE ... RENAME ATTRIBUTE
+-- CASCADE): same attnum, new name, the old name gone. The table's settings
+-- follow at once, in every session (relcache invalidation).
+CREATE FUNCTION audit_trail._sync_columns(rel regclass) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
     cfg audit_trail.config;
     now_cols text[];
     i int;
     old_name text;
     new_name text;
-    bad record;
 BEGIN
-    FOR c IN
-        SELECT DISTINCT r.rel::regclass AS rel, r.tag
-        FROM unnest(rels, tags) AS r(rel, tag)
-        WHERE EXISTS (SELECT 1 FROM pg_class k WHERE k.oid = r.rel AND k.relkind IN ('r', 'p'))
+    SELECT * INTO cfg FROM audit_trail.config WHERE relid = rel FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    now_cols := audit_trail._columns_by_attnum(cfg.relid);
+    IF now_cols IS NOT DISTINCT FROM cfg.columns THEN
+        RETURN;
+    END IF;
+    FOR i IN 1 .. least(cardinality(now_cols), cardinality(cfg.columns)) LOOP
+        old_name := cfg.columns[i];
+        new_name := now_cols[i];
+        IF old_name IS NOT NULL AND new_name IS NOT NULL AND old_name <> new_name
+           AND array_position(now_cols, old_name) IS NULL THEN
+            cfg.redact := array_replace(cfg.redact, old_name, new_name);
+            cfg.exclude := array_replace(cfg.exclude, old_name, new_name);
+            cfg.key_columns := array_replace(cfg.key_columns, old_name, new_name);
+            IF cfg.label_column = old_name THEN
+                cfg.label_column := new_name;
+            END IF;
+        END IF;
+    END LOOP;
+    UPDATE audit_trail.config
+    SET redact = cfg.redact, exclude = cfg.exclude, key_columns = cfg.key_columns,
+        label_column = cfg.label_column, columns = now_cols
+    WHERE relid = cfg.relid;
+    PERFORM audit_trail._invalidate(cfg.relid);
+END
+$$;
+
+-- The event trigger proper runs as whoever runs the DDL, with the DDL's
+-- search_path (not pinned: a name in ATTACH/DETACH PARTITION must resolve
+-- as it did there), so it names everything in full and does nothing else.
+-- The work is done by _after_ddl, as the extension's owner, from the
+-- command's own record: pg_event_trigger_ddl_commands() answers only inside
+-- this trigger, so nobody can call _after_ddl with made-up commands.
+CREATE FUNCTION audit_trail._on_ddl_end() RETURNS event_trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    PERFORM audit_trail._after_ddl(ARRAY(
+        SELECT audit_trail._ddl_subcommands(d.command) FROM pg_catalog.pg_event_trigger_ddl_commands() d));
+END
+$$;
+
+-- described: _ddl_subcommands of each command, in the order
+-- pg_event_trigger_ddl_commands() lists them.
+CREATE FUNCTION audit_trail._after_ddl(described jsonb[]) RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cmd record;
+    sub jsonb;
+    rel regclass;
+    root regclass;
+    part regclass;
+    why text;
+    t record;
+    fixed regclass[] := '{}';
+    named text[];
+    switched_all boolean;
+    schema_subs jsonb;
+    actions text[];
+BEGIN
+    PERFORM audit_trail._refuse_if_settings_moved();
+    FOR cmd IN
+        SELECT d.classid, d.objid, d.command_tag, d.in_extension, coalesce(described[d.n], '[]') AS subs
+        FROM pg_event_trigger_ddl_commands() WITH ORDINALITY AS d(classid, objid, objsubid, command_tag, object_type,
+                                                                  schema_name, object_identity, in_extension, command, n)
     LOOP
-        SELECT t.tgrelid::regclass AS rel, t.tgname INTO bad
-        FROM pg_trigger t
-        WHERE t.tgrelid = c.rel AND t.tgenabled = 'D'
-          AND (t.tgname = ANY (audit_trail._trigger_names()) OR t.tgname LIKE 'audit\_trail\_guard%');
-        IF FOUND THEN
-            RAISE EXCEPTION 'trigger % on % belongs to pg_audit_trail and cannot be disabled', bad.tgname, bad.rel
-                USING ERRCODE = 'insufficient_privilege',
-                      HINT = 'Use audit_trail.disable() to stop auditing a table.';
+        CONTINUE WHEN cmd.in_extension;
+
+        -- ALTER TRIGGER (RENAME, DEPENDS ON) of a capture trigger or guard,
+        -- and CREATE OR REPLACE TRIGGER over one (known by its oid, noted
+        -- before the command: afterwards it may have another function).
+        IF cmd.classid = 'pg_trigger'::regclass THEN
+            SELECT g.tgname, g.tgrelid::regclass AS rel INTO t FROM pg_trigger g
+            WHERE g.oid = cmd.objid
+              AND (audit_trail._own_trigger_state(g.tgfoid, g.tgtype) IS NOT NULL
+                   OR audit_trail._stashed_partitions() -> 'triggers' ? g.oid::text);
+            IF FOUND AND (cmd.command_tag = 'ALTER TRIGGER' OR audit_trail._stashed_partitions() -> 'triggers' ? cmd.objid::text) THEN
+                RAISE EXCEPTION 'trigger % on % belongs to pg_audit_trail and cannot be %',
+                        coalesce((SELECT s ->> 'from' FROM jsonb_array_elements(cmd.subs) s WHERE s ? 'from' LIMIT 1), t.tgname),
+                        t.rel,
+                        CASE WHEN cmd.command_tag = 'CREATE TRIGGER' THEN 'replaced'
+                             WHEN cmd.subs @> '[{"type": "RENAME TRIGGER"}]' THEN 'renamed'
+                             ELSE 'altered' END
+                    USING ERRCODE = 'insufficient_privilege',
+                          HINT = 'Use audit_trail.disable() to stop auditing a table.';
+            END IF;
+            CONTINUE;
         END IF;
 
-        -- RENAME COLUMN: same attnum, new name, and the old name gone.
-        CONTINUE WHEN c.tag <> 'ALTER TABLE';
-        SELECT * INTO cfg FROM audit_trail.config WHERE relid = c.rel;
-        CONTINUE WHEN NOT FOUND;
-        now_cols := audit_trail._columns_by_attnum(cfg.relid);
-        CONTINUE WHEN now_cols IS NOT DISTINCT FROM cfg.columns;
-        FOR i IN 1 .. least(cardinality(now_cols), cardinality(cfg.columns)) LOOP
-            old_name := cfg.columns[i];
-            new_name := now_cols[i];
-            IF old_name IS NOT NULL AND new_name IS NOT NULL AND old_name <> new_name
-               AND array_position(now_cols, old_name) IS NULL THEN
-                cfg.redact := array_replace(cfg.redact, old_name, new_name);
-                cfg.exclude := array_replace(cfg.exclude, old_name, new_name);
-                cfg.key_columns := array_replace(cfg.key_columns, old_name, new_name);
-                IF cfg.label_column = old_name THEN
-                    cfg.label_column := new_name;
+        -- ALTER SCHEMA ... RENAME: the audited tables in it have new names.
+        IF cmd.classid = 'pg_namespace'::regclass THEN
+            FOR rel IN SELECT c.relid FROM audit_trail.config c JOIN pg_class k ON k.oid = c.relid
+                       WHERE k.relnamespace = cmd.objid LOOP
+                PERFORM audit_trail._sync_names(rel);
+            END LOOP;
+            CONTINUE;
+        END IF;
+
+        -- ALTER TYPE ... RENAME ATTRIBUTE ... CASCADE renames the columns of
+        -- the tables of that type (the command names the type, or the
+        -- composite type's relation).
+        IF cmd.classid = 'pg_type'::regclass
+           OR (cmd.classid = 'pg_class'::regclass AND (SELECT relkind FROM pg_class WHERE oid = cmd.objid) = 'c') THEN
+            FOR rel IN
+                WITH typ(oid) AS (SELECT CASE WHEN cmd.classid = 'pg_type'::regclass THEN cmd.objid
+                                              ELSE (SELECT reltype FROM pg_class WHERE oid = cmd.objid) END)
+                SELECT c.relid FROM audit_trail.config c JOIN pg_class k ON k.oid = c.relid, typ
+                WHERE k.reloftype = typ.oid
+                   OR EXISTS (SELECT 1 FROM audit_trail._relation_tree(c.relid) x
+                              JOIN pg_attribute a ON a.attrelid = x AND a.attnum > 0 AND NOT a.attisdropped
+                              WHERE a.atttypid = typ.oid)
+            LOOP
+                PERFORM audit_trail._sync_columns(rel);
+                PERFORM audit_trail._write_event('SCHEMA_CHANGED', audit_trail._entity_name(rel), NULL,
+                    jsonb_build_object('command', cmd.command_tag, 'subcommands', cmd.subs,
+                                       'type', (CASE WHEN cmd.classid = 'pg_type'::regclass THEN cmd.objid
+                                                     ELSE (SELECT reltype FROM pg_class WHERE oid = cmd.objid) END)::regtype::text),
+                    NULL);
+            END LOOP;
+            CONTINUE;
+        END IF;
+
+        CONTINUE WHEN cmd.classid <> 'pg_class'::regclass
+                   OR NOT EXISTS (SELECT 1 FROM pg_class k WHERE k.oid = cmd.objid AND k.relkind IN ('r', 'p', 'f'));
+        rel := cmd.objid;
+
+        -- Shapes that would let changes escape capture (0A000), for the
+        -- table and for what it attached.
+        FOR part IN
+            SELECT rel UNION ALL
+            SELECT (s ->> 'relid')::oid::regclass FROM jsonb_array_elements(cmd.subs) s
+            WHERE s ->> 'type' = 'ATTACH PARTITION' AND s ? 'relid'
+        LOOP
+            root := audit_trail._audited_root(part);
+            IF root IS NULL THEN
+                -- Not audited, but inheriting from (or inherited by) a table that is?
+                SELECT o.other INTO root FROM audit_trail._inheritance_of(part) o
+                WHERE audit_trail._audited_root(o.other) IS NOT NULL LIMIT 1;
+                IF FOUND THEN
+                    RAISE EXCEPTION '% is audited by pg_audit_trail: % may not inherit from it or be inherited by it', root, part
+                        USING ERRCODE = 'feature_not_supported',
+                              DETAIL = 'Changes made through an inheritance parent are not captured.';
                 END IF;
+                CONTINUE;
+            END IF;
+            IF part <> root AND EXISTS (SELECT 1 FROM audit_trail.config c WHERE c.relid = part) THEN
+                why := format('%s is audited on its own and is now a partition of it', part);
+            ELSE
+                why := audit_trail._unsafe_shape(part, root);
+            END IF;
+            IF why IS NOT NULL THEN
+                RAISE EXCEPTION 'pg_audit_trail cannot capture every change to %: %', root, why
+                    USING ERRCODE = 'feature_not_supported',
+                          HINT = 'Call audit_trail.disable() on the audited table first.';
             END IF;
         END LOOP;
-        UPDATE audit_trail.config
-        SET redact = cfg.redact, exclude = cfg.exclude, key_columns = cfg.key_columns,
-            label_column = cfg.label_column, columns = now_cols
-        WHERE relid = cfg.relid;
-        PERFORM audit_trail._invalidate(cfg.relid);
-    END LOOP;
 
-    -- A partition created in, or attached to, an audited table is audited
-    -- with it from its first row.
-    FOR rel IN
-        SELECT r.rel FROM unnest(rels, tags) AS r(rel, tag) WHERE r.tag = 'CREATE TABLE'
-        UNION
-        SELECT unnest(attached)
-    LOOP
         root := audit_trail._audited_root(rel);
-        IF root IS NOT NULL AND root <> rel THEN
-            PERFORM audit_trail._install_triggers(rel, (SELECT actions FROM audit_trail.config WHERE relid = root));
+        -- Capture triggers and guards keep their state. Named in
+        -- ENABLE/DISABLE TRIGGER: refused. Switched by ... TRIGGER ALL/USER
+        -- (pg_restore --disable-triggers): put back, with a NOTICE.
+        IF root IS NOT NULL OR rel IN (SELECT audit_trail._relation_tree('audit_trail.events')) THEN
+            named := ARRAY(SELECT s ->> 'name' FROM jsonb_array_elements(cmd.subs) s
+                           WHERE s ->> 'type' IN ('ENABLE TRIGGER', 'ENABLE ALWAYS TRIGGER',
+                                                  'ENABLE REPLICA TRIGGER', 'DISABLE TRIGGER'));
+            switched_all := cmd.subs @> '[{"type": "DISABLE TRIGGER ALL"}]' OR cmd.subs @> '[{"type": "ENABLE TRIGGER ALL"}]'
+                         OR cmd.subs @> '[{"type": "DISABLE TRIGGER USER"}]' OR cmd.subs @> '[{"type": "ENABLE TRIGGER USER"}]';
+            FOR t IN
+                SELECT g.tgrelid::regclass AS rel, g.tgname, g.tgenabled,
+                       audit_trail._own_trigger_state(g.tgfoid, g.tgtype) AS want
+                FROM pg_trigger g
+                WHERE g.tgrelid IN (SELECT audit_trail._relation_tree(rel))
+                  AND g.tgenabled <> audit_trail._own_trigger_state(g.tgfoid, g.tgtype)
+                ORDER BY 1, 2
+            LOOP
+                IF t.rel = rel AND t.tgname = ANY (named) THEN
+                    RAISE EXCEPTION 'trigger % on % belongs to pg_audit_trail and must stay %',
+                            t.tgname, t.rel, audit_trail._trigger_state_name(t.want)
+                        USING ERRCODE = 'insufficient_privilege',
+                              HINT = 'Use audit_trail.disable() to stop auditing a table.';
+                END IF;
+                -- Left as they were before this command (check() lists them).
+                CONTINUE WHEN NOT switched_all;
+                EXECUTE format('ALTER TABLE %s %s TRIGGER %I', t.rel, audit_trail._trigger_state_name(t.want), t.tgname);
+                IF NOT t.rel = ANY (fixed) THEN
+                    RAISE NOTICE 'the triggers of pg_audit_trail on % stay enabled', t.rel;
+                    fixed := fixed || t.rel;
+                END IF;
+            END LOOP;
+        END IF;
+        CONTINUE WHEN root IS NULL AND NOT cmd.subs @> '[{"type": "DETACH PARTITION"}]'
+                                   AND NOT cmd.subs @> '[{"type": "DETACH PARTITION FINALIZE"}]';
+
+        -- Partitions created in, or attached to, an audited table are
+        -- audited with it from their first row; detached ones are released.
+        IF root IS NOT NULL THEN
+            actions := (SELECT c.actions FROM audit_trail.config c WHERE c.relid = root);
+            IF cmd.command_tag IN ('CREATE TABLE', 'CREATE FOREIGN TABLE') AND rel <> root THEN
+                PERFORM audit_trail._install_triggers(rel, actions);
+                PERFORM audit_trail._write_event('PARTITION_ATTACHED', audit_trail._entity_name(root), NULL,
+                    jsonb_build_object('command', cmd.command_tag, 'partition', rel::text, 'rows_estimate', 0), NULL);
+            END IF;
+        END IF;
+        FOR sub IN SELECT s FROM jsonb_array_elements(cmd.subs) s WHERE s ? 'relid' LOOP
+            part := (sub ->> 'relid')::oid::regclass;
+            IF sub ->> 'type' = 'ATTACH PARTITION' AND root IS NOT NULL THEN
+                PERFORM audit_trail._install_triggers(part, actions);
+                PERFORM audit_trail._write_event('PARTITION_ATTACHED', audit_trail._entity_name(root), NULL,
+                    jsonb_build_object('command', cmd.command_tag, 'partition', part::text,
+                                       'rows_estimate', audit_trail._rows_estimate(part)), NULL);
+            ELSIF sub ->> 'type' IN ('DETACH PARTITION', 'DETACH PARTITION FINALIZE') AND audit_trail._audited_root(part) IS NULL
+                  AND EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid IN (SELECT audit_trail._relation_tree(part))
+                              AND g.tgfoid = 'audit_trail.capture()'::regprocedure) THEN
+                PERFORM audit_trail._remove_triggers(part);
+                PERFORM audit_trail._invalidate(part);
+                PERFORM audit_trail._write_event('PARTITION_DETACHED', audit_trail._entity_name(coalesce(root, rel)), NULL,
+                    jsonb_build_object('command', cmd.command_tag, 'partition', part::text,
+                                       'rows_estimate', audit_trail._rows_estimate(part)), NULL);
+            END IF;
+        END LOOP;
+        CONTINUE WHEN root IS NULL;
+
+        -- Renames and column renames are followed at once.
+        IF rel = root THEN
+            PERFORM audit_trail._sync_columns(rel);
+            PERFORM audit_trail._sync_names(rel);
+        END IF;
+
+        -- Any other DDL on an audited table (or one of its partitions) is one
+        -- SCHEMA_CHANGED event: data that DDL rewrites or removes leaves a
+        -- trace. Not for what pg_audit_trail does to its own triggers, nor
+        -- for a table with no capture trigger at all: that is a pg_restore
+        -- replaying its post-data DDL (constraints come before triggers).
+        IF cmd.command_tag IN ('ALTER TABLE', 'ALTER INDEX', 'ALTER FOREIGN TABLE')
+           AND EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = rel
+                       AND g.tgfoid = 'audit_trail.capture()'::regprocedure) THEN
+            schema_subs := coalesce((SELECT jsonb_agg(s ORDER BY o) FROM jsonb_array_elements(cmd.subs) WITH ORDINALITY AS x(s, o)
+                                     WHERE s ->> 'type' NOT IN ('ATTACH PARTITION', 'DETACH PARTITION',
+                                                                 'DETACH PARTITION FINALIZE')), '[]');
+            IF jsonb_array_length(schema_subs) = 0 AND jsonb_array_length(cmd.subs) > 0 THEN
+                CONTINUE;
+            END IF;
+            CONTINUE WHEN jsonb_array_length(schema_subs) > 0 AND NOT EXISTS (
+                SELECT 1 FROM jsonb_array_elements(schema_subs) s
+                WHERE NOT (s ->> 'type' IN ('ENABLE ALWAYS TRIGGER', 'ENABLE REPLICA TRIGGER')
+                           AND EXISTS (SELECT 1 FROM pg_trigger g
+                                       WHERE g.tgrelid IN (SELECT audit_trail._relation_tree(rel))
+                                         AND g.tgname = s ->> 'name'
+                                         AND audit_trail._own_trigger_state(g.tgfoid, g.tgtype) = g.tgenabled)));
+            PERFORM audit_trail._write_event('SCHEMA_CHANGED', audit_trail._entity_name(root), NULL,
+                jsonb_strip_nulls(jsonb_build_object(
+                    'command', cmd.command_tag, 'subcommands', schema_subs,
+                    'partition', CASE WHEN rel <> root THEN rel::text END)),
+                NULL);
         END IF;
     END LOOP;
+END
+$$;
 
-    -- RENAME, SET SCHEMA, ALTER SCHEMA ... RENAME: remember the new names.
-    PERFORM audit_trail._sync_names();
+-- The name events give a table: format('%I.%I', schema, table).
+CREATE FUNCTION audit_trail._entity_name(rel regclass) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT format('%I.%I', n.nspname, k.relname)
+    FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace WHERE k.oid = rel
+$$;
+
+-- Before a DROP (or CREATE OR REPLACE / ALTER TRIGGER): which tables are
+-- partitions of which audited table, for
+-- PARTITION_DROPPED (once dropped, a table's partition bound is gone), and
+-- which triggers are pg_audit_trail's. Kept in backend memory (src/ddl.rs)
+-- for the sql_drop trigger of the same command.
+CREATE FUNCTION audit_trail._before_drop() RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM audit_trail._refuse_if_settings_moved();
+    PERFORM audit_trail._stash_partitions(jsonb_build_object(
+        -- partitions of audited tables: their audited table and rows
+        'partitions', coalesce((
+            SELECT jsonb_object_agg(t.relid::oid::text, jsonb_build_object(
+                       'root', audit_trail._entity_name(c.relid), 'partition', t.relid::text,
+                       'rows_estimate', audit_trail._rows_estimate(t.relid)))
+            FROM audit_trail.config c
+            JOIN pg_class k ON k.oid = c.relid AND k.relkind = 'p'
+            CROSS JOIN LATERAL audit_trail._relation_tree(c.relid) t(relid)
+            WHERE t.relid <> c.relid), '{}'),
+        -- pg_audit_trail's triggers, by oid: a dropped trigger is known by
+        -- its oid only, so this is how DROP TRIGGER of one is recognised
+        'triggers', coalesce((
+            SELECT jsonb_object_agg(g.oid::text, jsonb_build_object(
+                       'rel', g.tgrelid, 'name', g.tgname, 'tgtype', g.tgtype,
+                       'guard', g.tgfoid = 'audit_trail._guard()'::regprocedure))
+            FROM pg_trigger g
+            WHERE g.tgfoid IN ('audit_trail.capture()'::regprocedure, 'audit_trail._guard()'::regprocedure)), '{}')));
+END
+$$;
+
+CREATE FUNCTION audit_trail._on_ddl_start() RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM audit_trail._before_drop();
 END
 $$;
 
 -- DROP TABLE: the triggers go with the table, the events stay; the table's
--- settings are removed and the end of its auditing is recorded.
+-- settings are removed and the end of its auditing is recorded. DROP
+-- TRIGGER of a capture trigger or guard (recognised by what is missing
+-- afterwards, not by name) is refused.
 CREATE FUNCTION audit_trail._on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -121,13 +599,22 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     d record;
+    cols jsonb;
     cfg audit_trail.config;
+    rel regclass;
+    root regclass;
+    problem text;
+    stash jsonb;
+    dropping_extension boolean := EXISTS (
+        SELECT 1 FROM pg_event_trigger_dropped_objects() o
+        WHERE o.object_type = 'extension' AND o.object_name = 'pg_audit_trail');
 BEGIN
-    -- A partition of the log goes only through retention (or with the
-    -- extension itself): a DROP TABLE of one would erase events wholesale.
-    IF NOT audit_trail._retention_active()
-       AND NOT EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() o
-                       WHERE o.object_type = 'extension' AND o.object_name = 'pg_audit_trail') THEN
+    IF dropping_extension THEN
+        RETURN;
+    END IF;
+    -- A partition of the log goes only through retention: a DROP TABLE of
+    -- one would erase events wholesale.
+    IF NOT audit_trail._retention_active() THEN
         SELECT o.object_identity INTO d FROM pg_event_trigger_dropped_objects() o
         WHERE o.object_type = 'table' AND o.schema_name IN ('audit_trail', 'audit_trail_archive')
           AND o.object_name LIKE 'events%'
@@ -138,10 +625,56 @@ BEGIN
         END IF;
     END IF;
 
+    -- DROP TRIGGER of one of pg_audit_trail's triggers, on a table that
+    -- stays and whose capture (or guard) still needs it.
+    PERFORM audit_trail._refuse_if_settings_moved();
+    stash := audit_trail._stashed_partitions();
+    FOR d IN
+        SELECT o.objid, o.object_identity, stash -> 'triggers' -> o.objid::text AS t
+        FROM pg_event_trigger_dropped_objects() o
+        WHERE o.classid = 'pg_trigger'::regclass AND stash -> 'triggers' ? o.objid::text
+    LOOP
+        rel := (d.t ->> 'rel')::oid;
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_class k WHERE k.oid = rel);
+        IF (d.t ->> 'guard')::boolean THEN
+            CONTINUE WHEN rel NOT IN (SELECT audit_trail._relation_tree('audit_trail.events'));
+        ELSE
+            root := audit_trail._audited_root(rel);
+            CONTINUE WHEN root IS NULL;
+            -- enable() drops the triggers of actions it no longer records
+            CONTINUE WHEN NOT EXISTS (
+                SELECT 1 FROM audit_trail.config c, unnest(c.actions) a
+                WHERE c.relid = root AND (d.t ->> 'tgtype')::int & audit_trail._trigger_action_bit(a) <> 0);
+        END IF;
+        RAISE EXCEPTION 'trigger % belongs to pg_audit_trail and cannot be dropped', d.object_identity
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Use audit_trail.disable() to stop auditing a table.';
+    END LOOP;
+
+    -- Columns of audited tables dropped along with a type or domain
+    -- (DROP ... CASCADE): ALTER TABLE records its own.
+    IF TG_TAG <> 'ALTER TABLE' THEN
+        FOR rel, cols IN
+            SELECT o.objid::regclass, jsonb_agg(o.object_identity ORDER BY o.objsubid)
+            FROM pg_event_trigger_dropped_objects() o
+            WHERE o.classid = 'pg_class'::regclass AND o.objsubid > 0
+              AND EXISTS (SELECT 1 FROM pg_class k WHERE k.oid = o.objid)
+            GROUP BY o.objid
+        LOOP
+            root := audit_trail._audited_root(rel);
+            CONTINUE WHEN root IS NULL;
+            PERFORM audit_trail._sync_columns(root);
+            PERFORM audit_trail._write_event('SCHEMA_CHANGED', audit_trail._entity_name(root), NULL,
+                jsonb_strip_nulls(jsonb_build_object('command', TG_TAG, 'dropped_columns', cols,
+                                                     'partition', CASE WHEN rel <> root THEN rel::text END)),
+                NULL);
+        END LOOP;
+    END IF;
+
     FOR d IN
         SELECT o.objid, o.object_identity
         FROM pg_event_trigger_dropped_objects() o
-        WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND o.object_type = 'table'
+        WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND o.object_type IN ('table', 'foreign table')
     LOOP
         DELETE FROM audit_trail.table_names WHERE relid::oid = d.objid;
         DELETE FROM audit_trail.config WHERE relid::oid = d.objid RETURNING * INTO cfg;
@@ -151,14 +684,48 @@ BEGIN
                 jsonb_build_object('table', d.object_identity, 'reason', 'DROP TABLE',
                                    'actions', cfg.actions),
                 NULL);
+        ELSIF stash -> 'partitions' ? d.objid::text
+              -- its audited table is still there
+              AND EXISTS (SELECT 1 FROM audit_trail.config c WHERE audit_trail._entity_name(c.relid) = stash -> 'partitions' -> d.objid::text ->> 'root') THEN
+            PERFORM audit_trail._write_event(
+                'PARTITION_DROPPED', stash -> 'partitions' -> d.objid::text ->> 'root', NULL,
+                jsonb_build_object('command', 'DROP TABLE', 'partition', d.object_identity,
+                                   'rows_estimate', stash -> 'partitions' -> d.objid::text -> 'rows_estimate'),
+                NULL);
         END IF;
     END LOOP;
 END
 $$;
 
+CREATE EVENT TRIGGER audit_trail_ddl_start ON ddl_command_start
+    WHEN TAG IN ('DROP TABLE', 'DROP FOREIGN TABLE', 'DROP SCHEMA', 'DROP OWNED', 'DROP TRIGGER',
+                 'CREATE TRIGGER', 'ALTER TRIGGER')
+    EXECUTE FUNCTION audit_trail._on_ddl_start();
+
 CREATE EVENT TRIGGER audit_trail_ddl_end ON ddl_command_end
-    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER SCHEMA')
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER SCHEMA',
+                 'ALTER INDEX', 'ALTER TYPE', 'ALTER TRIGGER', 'CREATE TRIGGER', 'CREATE SCHEMA',
+                 'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE')
     EXECUTE FUNCTION audit_trail._on_ddl_end();
 
 CREATE EVENT TRIGGER audit_trail_sql_drop ON sql_drop
     EXECUTE FUNCTION audit_trail._on_sql_drop();
+
+-- Audited tables, their effective settings, and whether capture is whole.
+CREATE VIEW audit_trail.tracked AS
+SELECT c.relid AS table_name,
+       audit_trail._effective_redact(c.relid, c.redact, c.redact_patterns) AS redact,
+       c.exclude,
+       coalesce(c.key_columns, audit_trail._key_columns(c.relid)) AS key_columns,
+       c.label_column,
+       c.actions,
+       c.enabled_at,
+       c.enabled_by,
+       audit_trail._capture_ok(c.relid) AS capture_ok
+FROM audit_trail.config c;
+COMMENT ON VIEW audit_trail.tracked IS 'Audited tables and their effective settings.';
+
+-- A session_replication_role = replica session must not slip past them.
+ALTER EVENT TRIGGER audit_trail_ddl_start ENABLE ALWAYS;
+ALTER EVENT TRIGGER audit_trail_ddl_end ENABLE ALWAYS;
+ALTER EVENT TRIGGER audit_trail_sql_drop ENABLE ALWAYS;

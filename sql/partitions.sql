@@ -4,10 +4,15 @@
 
 -- Bounds of every time partition of events (live or archived), parsed from
 -- the partition bound expression.
+-- pg_get_expr() prints the bounds in the session's DateStyle and TimeZone,
+-- and a zone abbreviation need not read back as it was meant (IST): ISO and
+-- UTC here, whatever the session says.
 CREATE FUNCTION audit_trail._partition_bounds()
 RETURNS TABLE(partition regclass, range_start timestamptz, range_end timestamptz, archived boolean)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
+SET datestyle = 'ISO, YMD'
+SET timezone = 'UTC'
 AS $$
     SELECT k.oid::regclass,
            (regexp_match(pg_get_expr(k.relpartbound, k.oid), 'FROM \(''([^'']+)''\)'))[1]::timestamptz,
@@ -38,6 +43,8 @@ CREATE FUNCTION audit_trail._create_partition(range_start timestamptz, range_end
 RETURNS regclass
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET datestyle = 'ISO, YMD'
+SET timezone = 'UTC'
 AS $$
 DECLARE
     name text := 'events_p' || to_char(range_start AT TIME ZONE 'UTC', 'YYYYMMDD');
@@ -62,9 +69,21 @@ BEGIN
 END
 $$;
 
+-- maintain(), apply_retention() and the making of partitions take turns on
+-- this lock. It is a table lock on a table of the extension's that nobody
+-- else may lock (LOCK TABLE ... IN SHARE ROW EXCLUSIVE needs UPDATE, DELETE
+-- or TRUNCATE on it), unlike an advisory lock, which any role can take and
+-- hold to stall maintenance. Readers of archived_partitions (ACCESS SHARE)
+-- do not conflict with it.
+CREATE FUNCTION audit_trail._lock_maintenance() RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ LOCK TABLE audit_trail.archived_partitions IN SHARE ROW EXCLUSIVE MODE $$;
+
 -- Keeps the current period and `premake` periods after it covered, starting
 -- where the last partition ends so a change of interval leaves no gap or
--- overlap. Serialised by an advisory lock: two sessions never race.
+-- overlap. When nothing is missing it takes no lock at all (enable() calls
+-- it); otherwise it serialises on audit_trail._lock_maintenance().
 CREATE FUNCTION audit_trail._premake()
 RETURNS TABLE(action text, partition text)
 LANGUAGE plpgsql
@@ -77,7 +96,12 @@ DECLARE
     start_at timestamptz;
     goal timestamptz;
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtext('audit_trail.partitions'));
+    goal := audit_trail._period_after(now(), kind, ahead + 1);
+    SELECT max(b.range_end) INTO last_end FROM audit_trail._partition_bounds() b;
+    IF last_end >= goal THEN
+        RETURN;
+    END IF;
+    PERFORM audit_trail._lock_maintenance();
     SELECT max(b.range_end) INTO last_end FROM audit_trail._partition_bounds() b;
     start_at := audit_trail._period_start(now(), kind);
     IF last_end IS NOT NULL AND last_end > start_at THEN

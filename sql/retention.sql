@@ -37,7 +37,7 @@ BEGIN
         RAISE EXCEPTION 'keep must not be negative, not %', keep
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM pg_advisory_xact_lock(hashtext('audit_trail.partitions'));
+    PERFORM audit_trail._lock_maintenance();
 
     IF keep IS NOT NULL AND keep > interval '0' THEN
         cutoff := now() - keep;
@@ -122,7 +122,9 @@ END
 $$;
 
 -- Partitions ahead, then retention with the settings; what it did is
--- recorded as a MAINTENANCE event by System, whoever runs it.
+-- recorded as a MAINTENANCE event by System, whoever runs it. Then
+-- audit_trail.check(): each thing that keeps capture from being whole is a
+-- CAPTURE_PROBLEM event, so a scheduled maintain() leaves it in the trail.
 CREATE FUNCTION audit_trail.maintain() RETURNS TABLE(action text, partition text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -132,6 +134,7 @@ DECLARE
     done jsonb := '[]';
     keep interval := audit_trail._interval_setting('audit_trail.retention');
     archive boolean := audit_trail._setting('audit_trail.archive')::boolean;
+    problems int := 0;
 BEGIN
     FOR r IN
         SELECT p.action, p.partition, NULL::bigint AS rows FROM audit_trail._premake() p
@@ -142,10 +145,17 @@ BEGIN
         RETURN NEXT;
         done := done || jsonb_strip_nulls(jsonb_build_object('action', r.action, 'partition', r.partition, 'rows', r.rows));
     END LOOP;
+    FOR r IN SELECT c.table_name, c.problem FROM audit_trail.check() c LOOP
+        PERFORM audit_trail._write_system_event('CAPTURE_PROBLEM',
+            coalesce(audit_trail._entity_name(r.table_name), 'audit_trail.events'),
+            jsonb_build_object('table', r.table_name::text, 'problem', r.problem));
+        problems := problems + 1;
+    END LOOP;
     PERFORM audit_trail._write_system_event('MAINTENANCE', 'audit_trail.events',
         jsonb_build_object('done', done, 'partition_interval', audit_trail._setting('audit_trail.partition_interval'),
                            'premake', audit_trail._setting('audit_trail.premake')::int,
-                           'retention', audit_trail._setting('audit_trail.retention'), 'archive', archive));
+                           'retention', audit_trail._setting('audit_trail.retention'), 'archive', archive,
+                           'capture_problems', problems));
 END
 $$;
 

@@ -23,16 +23,31 @@ fn caller() -> pg_sys::Oid {
     unsafe { pg_sys::GetUserId() }
 }
 
+/// An argument that may not be NULL (the SQL NULL of an array included).
+fn required<T>(value: Option<T>, name: &str) -> T {
+    value.unwrap_or_else(|| {
+        ereport!(PgLogLevel::ERROR, PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, format!("{name} must not be NULL"));
+        unreachable!()
+    })
+}
+
+/// Array elements stay Option: a NULL element reaches enable()'s SQL side,
+/// which names it as a column that does not exist.
+type Names = Vec<Option<String>>;
+
 #[pg_extern(volatile)]
 fn enable(
     target: Option<PgRelation>,
-    redact: default!(Vec<String>, "'{}'"),
-    exclude: default!(Vec<String>, "'{}'"),
-    key_columns: default!(Option<Vec<String>>, "NULL"),
+    redact: default!(Option<Names>, "'{}'"),
+    exclude: default!(Option<Names>, "'{}'"),
+    key_columns: default!(Option<Names>, "NULL"),
     label_column: default!(Option<String>, "NULL"),
-    actions: default!(Vec<String>, "'{INSERT,UPDATE,DELETE,TRUNCATE}'"),
+    actions: default!(Option<Names>, "'{INSERT,UPDATE,DELETE,TRUNCATE}'"),
 ) {
     let target = target_oid(target);
+    let redact = required(redact, "redact");
+    let exclude = required(exclude, "exclude");
+    let actions = required(actions, "actions");
     let who = caller();
     let patterns = settings::redact_patterns();
     let settings = as_log_owner(|| {

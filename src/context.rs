@@ -30,7 +30,13 @@ impl Context {
         });
         Context {
             actor,
-            client_ip: settings::text(&settings::CLIENT_IP).map(|ip| settings::inet_in(&ip)).or_else(client_addr),
+            // Validated when set, blanks around it allowed there: trimmed
+            // the same way here (all blanks: no address set).
+            client_ip: settings::text(&settings::CLIENT_IP)
+                .map(|ip| ip.trim().to_string())
+                .filter(|ip| !ip.is_empty())
+                .map(|ip| settings::inet_in(&ip))
+                .or_else(client_addr),
             user_agent: settings::text(&settings::USER_AGENT),
             service: settings::text(&settings::SERVICE).or_else(application_name),
             tenant: settings::text(&settings::TENANT),

@@ -67,3 +67,279 @@ pub extern "C" fn pg_finfo_audit_trail_attached_partitions() -> &'static pg_sys:
     const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
     &V1
 }
+
+/// The name a user would write for an ALTER TABLE subcommand.
+fn subcommand_name(t: pg_sys::AlterTableType::Type) -> &'static str {
+    use pg_sys::AlterTableType as T;
+    #[cfg(feature = "pg15")]
+    match t {
+        T::AT_AddColumnRecurse => return "ADD COLUMN",
+        T::AT_DropColumnRecurse => return "DROP COLUMN",
+        T::AT_AddConstraintRecurse => return "ADD CONSTRAINT",
+        T::AT_ValidateConstraintRecurse => return "VALIDATE CONSTRAINT",
+        T::AT_DropConstraintRecurse => return "DROP CONSTRAINT",
+        _ => {}
+    }
+    match t {
+        T::AT_AddColumn | T::AT_AddColumnToView => "ADD COLUMN",
+        T::AT_ColumnDefault | T::AT_CookedColumnDefault => "ALTER COLUMN SET DEFAULT",
+        T::AT_DropNotNull => "ALTER COLUMN DROP NOT NULL",
+        T::AT_SetNotNull => "ALTER COLUMN SET NOT NULL",
+        T::AT_DropExpression => "ALTER COLUMN DROP EXPRESSION",
+        T::AT_SetStatistics => "ALTER COLUMN SET STATISTICS",
+        T::AT_SetOptions => "ALTER COLUMN SET",
+        T::AT_ResetOptions => "ALTER COLUMN RESET",
+        T::AT_SetStorage => "ALTER COLUMN SET STORAGE",
+        T::AT_SetCompression => "ALTER COLUMN SET COMPRESSION",
+        T::AT_DropColumn => "DROP COLUMN",
+        T::AT_AddIndex | T::AT_ReAddIndex | T::AT_AddIndexConstraint => "ADD INDEX",
+        T::AT_AddConstraint | T::AT_ReAddConstraint | T::AT_ReAddDomainConstraint => "ADD CONSTRAINT",
+        T::AT_AlterConstraint => "ALTER CONSTRAINT",
+        T::AT_ValidateConstraint => "VALIDATE CONSTRAINT",
+        T::AT_DropConstraint => "DROP CONSTRAINT",
+        T::AT_ReAddComment => "COMMENT",
+        T::AT_AlterColumnType => "ALTER COLUMN TYPE",
+        T::AT_AlterColumnGenericOptions => "ALTER COLUMN OPTIONS",
+        T::AT_ChangeOwner => "OWNER TO",
+        T::AT_ClusterOn => "CLUSTER ON",
+        T::AT_DropCluster => "SET WITHOUT CLUSTER",
+        T::AT_SetLogged => "SET LOGGED",
+        T::AT_SetUnLogged => "SET UNLOGGED",
+        T::AT_SetAccessMethod => "SET ACCESS METHOD",
+        T::AT_SetTableSpace => "SET TABLESPACE",
+        T::AT_SetRelOptions | T::AT_ReplaceRelOptions => "SET",
+        T::AT_ResetRelOptions => "RESET",
+        T::AT_EnableTrig => "ENABLE TRIGGER",
+        T::AT_EnableAlwaysTrig => "ENABLE ALWAYS TRIGGER",
+        T::AT_EnableReplicaTrig => "ENABLE REPLICA TRIGGER",
+        T::AT_DisableTrig => "DISABLE TRIGGER",
+        T::AT_EnableTrigAll => "ENABLE TRIGGER ALL",
+        T::AT_DisableTrigAll => "DISABLE TRIGGER ALL",
+        T::AT_EnableTrigUser => "ENABLE TRIGGER USER",
+        T::AT_DisableTrigUser => "DISABLE TRIGGER USER",
+        T::AT_EnableRule => "ENABLE RULE",
+        T::AT_EnableAlwaysRule => "ENABLE ALWAYS RULE",
+        T::AT_EnableReplicaRule => "ENABLE REPLICA RULE",
+        T::AT_DisableRule => "DISABLE RULE",
+        T::AT_AddInherit => "INHERIT",
+        T::AT_DropInherit => "NO INHERIT",
+        T::AT_AddOf => "OF",
+        T::AT_DropOf => "NOT OF",
+        T::AT_ReplicaIdentity => "REPLICA IDENTITY",
+        T::AT_EnableRowSecurity => "ENABLE ROW LEVEL SECURITY",
+        T::AT_DisableRowSecurity => "DISABLE ROW LEVEL SECURITY",
+        T::AT_ForceRowSecurity => "FORCE ROW LEVEL SECURITY",
+        T::AT_NoForceRowSecurity => "NO FORCE ROW LEVEL SECURITY",
+        T::AT_GenericOptions => "OPTIONS",
+        T::AT_AttachPartition => "ATTACH PARTITION",
+        T::AT_DetachPartition => "DETACH PARTITION",
+        T::AT_DetachPartitionFinalize => "DETACH PARTITION FINALIZE",
+        T::AT_AddIdentity => "ALTER COLUMN ADD IDENTITY",
+        T::AT_SetIdentity => "ALTER COLUMN SET IDENTITY",
+        T::AT_DropIdentity => "ALTER COLUMN DROP IDENTITY",
+        _ => "OTHER",
+    }
+}
+
+fn cstr(p: *const std::ffi::c_char) -> Option<String> {
+    // SAFETY: the parse tree's names are NUL-terminated C strings or NULL.
+    (!p.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned())
+}
+
+/// What one collected DDL command did, as a JSON array of subcommands:
+/// `{"type": "ADD COLUMN", "name": "note"}`; `"relid"` is the table an
+/// ATTACH or DETACH PARTITION took or gave up, its name resolved as the
+/// caller's search_path says (the caller is the event trigger, running as
+/// the user who ran the command, with its search_path). Renames give their
+/// old and new names. Identical entries (an ALTER TABLE recursing to
+/// partitions) appear once. Empty for anything else.
+unsafe fn describe(cmd: *const pg_sys::CollectedCommand) -> serde_json::Value {
+    use serde_json::{json, Value};
+    let mut out: Vec<Value> = Vec::new();
+    // SAFETY: `cmd` is the CollectedCommand behind a pg_ddl_command datum,
+    // valid for the duration of the event trigger that handed it to us; its
+    // parse trees are read only, by the node tag they carry.
+    unsafe {
+        if cmd.is_null() {
+            return Value::Array(out);
+        }
+        if (*cmd).type_ == pg_sys::CollectedCommandType::SCT_AlterTable {
+            for sub in list_ptrs((*cmd).d.alterTable.subcmds) {
+                let sub = sub as *const pg_sys::CollectedATSubcmd;
+                let tree = (*sub).parsetree;
+                if tree.is_null() || (*tree).type_ != pg_sys::NodeTag::T_AlterTableCmd {
+                    continue;
+                }
+                let c = tree as *const pg_sys::AlterTableCmd;
+                let mut entry = json!({ "type": subcommand_name((*c).subtype) });
+                if let Some(name) = cstr((*c).name) {
+                    entry["name"] = json!(name);
+                }
+                // PostgreSQL 15 records no address for ATTACH and DETACH
+                // PARTITION: the partition is found by its name, as the
+                // command found it.
+                if matches!(
+                    (*c).subtype,
+                    pg_sys::AlterTableType::AT_AttachPartition
+                        | pg_sys::AlterTableType::AT_DetachPartition
+                        | pg_sys::AlterTableType::AT_DetachPartitionFinalize
+                ) && !(*c).def.is_null()
+                    && (*(*c).def).type_ == pg_sys::NodeTag::T_PartitionCmd
+                {
+                    let name = (*((*c).def as *const pg_sys::PartitionCmd)).name;
+                    let oid = pg_sys::RangeVarGetRelidExtended(
+                        name,
+                        pg_sys::NoLock as i32,
+                        pg_sys::RVROption::RVR_MISSING_OK,
+                        None,
+                        std::ptr::null_mut(),
+                    );
+                    if oid != pg_sys::InvalidOid {
+                        entry["relid"] = json!(u32::from(oid));
+                    }
+                }
+                if !out.contains(&entry) {
+                    out.push(entry);
+                }
+            }
+        } else {
+            let tree = (*cmd).parsetree;
+            if !tree.is_null() && (*tree).type_ == pg_sys::NodeTag::T_RenameStmt {
+                let r = tree as *const pg_sys::RenameStmt;
+                let kind = match (*r).renameType {
+                    pg_sys::ObjectType::OBJECT_COLUMN => "RENAME COLUMN",
+                    pg_sys::ObjectType::OBJECT_ATTRIBUTE => "RENAME ATTRIBUTE",
+                    pg_sys::ObjectType::OBJECT_TABCONSTRAINT => "RENAME CONSTRAINT",
+                    pg_sys::ObjectType::OBJECT_TRIGGER => "RENAME TRIGGER",
+                    _ => "RENAME",
+                };
+                let mut entry = json!({ "type": kind });
+                if let Some(old) = cstr((*r).subname) {
+                    entry["from"] = json!(old);
+                }
+                if let Some(new) = cstr((*r).newname) {
+                    entry["name"] = json!(new);
+                }
+                out.push(entry);
+            } else if !tree.is_null() && (*tree).type_ == pg_sys::NodeTag::T_AlterObjectSchemaStmt {
+                let s = tree as *const pg_sys::AlterObjectSchemaStmt;
+                out.push(json!({ "type": "SET SCHEMA", "name": cstr((*s).newschema) }));
+            }
+        }
+    }
+    Value::Array(out)
+}
+
+/// `audit_trail._ddl_subcommands(pg_ddl_command) RETURNS jsonb`: see
+/// `describe`. Only meaningful inside a ddl_command_end event trigger, the
+/// one place a pg_ddl_command value exists.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn audit_trail_ddl_subcommands(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: declared STRICT with one pg_ddl_command argument, so args[0]
+    // is a non-null pointer datum to a CollectedCommand.
+    let described = unsafe {
+        let cmd = (*(*fcinfo).args.as_ptr()).value.cast_mut_ptr::<pg_sys::CollectedCommand>();
+        describe(cmd)
+    };
+    pgrx::JsonB(described).into_datum().unwrap_or_else(|| pgrx::error!("pg_audit_trail: could not build a jsonb value"))
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_audit_trail_ddl_subcommands() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+thread_local! {
+    /// Partitions of audited tables as they were when the current DROP
+    /// began: {"<oid>": {"root", "partition", "rows_estimate"}}. A dropped
+    /// table's partition bound is gone by the time sql_drop fires.
+    static DROP_STASH: std::cell::RefCell<Option<pgrx::JsonB>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Called by audit_trail._before_drop() (ddl_command_start of DROP ...).
+#[pg_extern(volatile, name = "_stash_partitions")]
+fn stash_partitions(partitions: pgrx::JsonB) {
+    DROP_STASH.with(|s| *s.borrow_mut() = Some(partitions));
+}
+
+/// Read by the sql_drop event trigger; '{}' when nothing was stashed.
+#[pg_extern(volatile, name = "_stashed_partitions")]
+fn stashed_partitions() -> pgrx::JsonB {
+    DROP_STASH.with(|s| s.borrow().as_ref().map(|j| pgrx::JsonB(j.0.clone()))).unwrap_or(pgrx::JsonB(serde_json::json!({})))
+}
+
+/// What the DDL event triggers decide from: pg_audit_trail's settings and its
+/// triggers. Read twice by `_refuse_if_settings_moved`.
+const SETTINGS_FINGERPRINT: &std::ffi::CStr = c"SELECT pg_catalog.md5(
+    coalesce((SELECT pg_catalog.string_agg(c.relid::pg_catalog.oid::pg_catalog.text OPERATOR(pg_catalog.||) c.xmin::pg_catalog.text, ',' ORDER BY c.relid::pg_catalog.oid)
+              FROM audit_trail.config c), '')
+    OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||)
+    coalesce((SELECT pg_catalog.string_agg(g.oid::pg_catalog.text OPERATOR(pg_catalog.||) g.xmin::pg_catalog.text, ',' ORDER BY g.oid)
+              FROM pg_catalog.pg_trigger g
+              WHERE g.tgfoid OPERATOR(pg_catalog.=) ANY (ARRAY['audit_trail.capture()'::pg_catalog.regprocedure,
+                                                             'audit_trail._guard()'::pg_catalog.regprocedure])), ''))";
+
+/// One text value of `plan` run with `snapshot` (None: the transaction's).
+unsafe fn fingerprint(plan: pg_sys::SPIPlanPtr, snapshot: Option<pg_sys::Snapshot>) -> Option<String> {
+    // SAFETY: called inside an SPI connection with a plan prepared in it; the
+    // result is read before the next SPI call.
+    unsafe {
+        let rc = match snapshot {
+            Some(snap) => pg_sys::SPI_execute_snapshot(
+                plan,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                snap,
+                std::ptr::null_mut(),
+                true,
+                false,
+                1,
+            ),
+            None => pg_sys::SPI_execute_plan(plan, std::ptr::null_mut(), std::ptr::null(), true, 1),
+        };
+        if rc != pg_sys::SPI_OK_SELECT as i32 || pg_sys::SPI_processed != 1 {
+            return None;
+        }
+        let tt = pg_sys::SPI_tuptable;
+        cstr(pg_sys::SPI_getvalue(*(*tt).vals, (*tt).tupdesc, 1))
+    }
+}
+
+/// In a REPEATABLE READ or SERIALIZABLE transaction the DDL event triggers
+/// read pg_audit_trail's settings and triggers as of the transaction's
+/// snapshot. If another session changed them since (enable(), disable(),
+/// triggers made for a new partition), what they would decide is stale, and
+/// a change could slip past capture: the command fails with a serialization
+/// failure instead, to be retried as any such transaction is.
+#[pg_extern(volatile, name = "_refuse_if_settings_moved")]
+fn refuse_if_settings_moved() {
+    // SAFETY: XactIsoLevel is a plain global of the backend.
+    if unsafe { pg_sys::XactIsoLevel } < pg_sys::XACT_REPEATABLE_READ as i32 {
+        return;
+    }
+    // SAFETY: an SPI connection of our own, closed on every path (an error
+    // inside unwinds through PostgreSQL, which cleans SPI up at abort).
+    let moved = unsafe {
+        if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
+            pgrx::error!("pg_audit_trail: SPI_connect failed");
+        }
+        let plan = pg_sys::SPI_prepare(SETTINGS_FINGERPRINT.as_ptr(), 0, std::ptr::null_mut());
+        if plan.is_null() {
+            pgrx::error!("pg_audit_trail: could not prepare the settings fingerprint: SPI error {}", pg_sys::SPI_result);
+        }
+        let then = fingerprint(plan, None);
+        let now = fingerprint(plan, Some(pg_sys::GetLatestSnapshot()));
+        pg_sys::SPI_finish();
+        then != now
+    };
+    if moved {
+        ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+            "could not serialize access due to a concurrent change of pg_audit_trail's settings",
+            "Another session enabled or disabled auditing, or changed capture triggers, after this transaction's snapshot was taken; retry the transaction."
+        );
+    }
+}

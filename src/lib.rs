@@ -46,7 +46,17 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/ddl.sql",
     name = "ddl",
-    requires = ["config", config::write_event, protect::retention_active]
+    requires = [
+        "config",
+        "protect",
+        capture::capture,
+        protect::_guard,
+        config::write_event,
+        protect::retention_active,
+        ddl::stash_partitions,
+        ddl::stashed_partitions,
+        ddl::refuse_if_settings_moved
+    ]
 );
 extension_sql_file!("../sql/protect.sql", name = "protect", requires = ["schema", protect::_guard]);
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
