@@ -338,7 +338,15 @@ DECLARE
     schema_subs jsonb;
     actions text[];
 BEGIN
-    PERFORM audit_trail._refuse_if_settings_moved();
+    -- Settings or triggers of what this command touches, changed by another
+    -- session after this transaction's snapshot: 40001 (see src/ddl.rs).
+    PERFORM audit_trail._refuse_if_settings_moved(ARRAY(
+        SELECT DISTINCT x FROM (
+            SELECT d.objid FROM pg_event_trigger_ddl_commands() d WHERE d.classid = 'pg_class'::regclass
+            UNION ALL
+            SELECT (s ->> 'relid')::oid FROM unnest(described) u, jsonb_array_elements(u) s WHERE s ? 'relid') r(oid),
+        LATERAL (SELECT r.oid UNION ALL SELECT a.relid::oid FROM pg_partition_ancestors(r.oid) a
+                 UNION ALL SELECT o.other::oid FROM audit_trail._inheritance_of(r.oid) o) t(x)));
     FOR cmd IN
         SELECT d.classid, d.objid, d.command_tag, d.in_extension, coalesce(described[d.n], '[]') AS subs
         FROM pg_event_trigger_ddl_commands() WITH ORDINALITY AS d(classid, objid, objsubid, command_tag, object_type,
@@ -551,13 +559,17 @@ $$;
 -- PARTITION_DROPPED (once dropped, a table's partition bound is gone), and
 -- which triggers are pg_audit_trail's. Kept in backend memory (src/ddl.rs)
 -- for the sql_drop trigger of the same command.
-CREATE FUNCTION audit_trail._before_drop() RETURNS void
+CREATE FUNCTION audit_trail._before_drop(tag text) RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM audit_trail._refuse_if_settings_moved();
+    -- Trigger DDL is judged by the triggers noted here: they must not be
+    -- older than what is committed (40001 otherwise, see src/ddl.rs).
+    IF tag IN ('DROP TRIGGER', 'CREATE TRIGGER', 'ALTER TRIGGER') THEN
+        PERFORM audit_trail._refuse_if_settings_moved(NULL);
+    END IF;
     PERFORM audit_trail._stash_partitions(jsonb_build_object(
         -- partitions of audited tables: their audited table and rows
         'partitions', coalesce((
@@ -584,7 +596,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM audit_trail._before_drop();
+    PERFORM audit_trail._before_drop(TG_TAG);
 END
 $$;
 
@@ -627,7 +639,6 @@ BEGIN
 
     -- DROP TRIGGER of one of pg_audit_trail's triggers, on a table that
     -- stays and whose capture (or guard) still needs it.
-    PERFORM audit_trail._refuse_if_settings_moved();
     stash := audit_trail._stashed_partitions();
     FOR d IN
         SELECT o.objid, o.object_identity, stash -> 'triggers' -> o.objid::text AS t

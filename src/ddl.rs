@@ -271,33 +271,36 @@ fn stashed_partitions() -> pgrx::JsonB {
 }
 
 /// What the DDL event triggers decide from: pg_audit_trail's settings and its
-/// triggers. Read twice by `_refuse_if_settings_moved`.
+/// triggers, for the relations in $1 (all when NULL). Read twice by
+/// `_refuse_if_settings_moved`.
 const SETTINGS_FINGERPRINT: &std::ffi::CStr = c"SELECT pg_catalog.md5(
     coalesce((SELECT pg_catalog.string_agg(c.relid::pg_catalog.oid::pg_catalog.text OPERATOR(pg_catalog.||) c.xmin::pg_catalog.text, ',' ORDER BY c.relid::pg_catalog.oid)
-              FROM audit_trail.config c), '')
+              FROM audit_trail.config c
+              WHERE $1 IS NULL OR c.relid::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)), '')
     OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||)
     coalesce((SELECT pg_catalog.string_agg(g.oid::pg_catalog.text OPERATOR(pg_catalog.||) g.xmin::pg_catalog.text, ',' ORDER BY g.oid)
               FROM pg_catalog.pg_trigger g
               WHERE g.tgfoid OPERATOR(pg_catalog.=) ANY (ARRAY['audit_trail.capture()'::pg_catalog.regprocedure,
-                                                             'audit_trail._guard()'::pg_catalog.regprocedure])), ''))";
+                                                             'audit_trail._guard()'::pg_catalog.regprocedure])
+                AND ($1 IS NULL OR g.tgrelid OPERATOR(pg_catalog.=) ANY ($1))), ''))";
 
 /// One text value of `plan` run with `snapshot` (None: the transaction's).
-unsafe fn fingerprint(plan: pg_sys::SPIPlanPtr, snapshot: Option<pg_sys::Snapshot>) -> Option<String> {
+unsafe fn fingerprint(plan: pg_sys::SPIPlanPtr, args: &mut [pg_sys::Datum; 1], nulls: &std::ffi::CStr, snapshot: Option<pg_sys::Snapshot>) -> Option<String> {
     // SAFETY: called inside an SPI connection with a plan prepared in it; the
     // result is read before the next SPI call.
     unsafe {
         let rc = match snapshot {
             Some(snap) => pg_sys::SPI_execute_snapshot(
                 plan,
-                std::ptr::null_mut(),
-                std::ptr::null(),
+                args.as_mut_ptr(),
+                nulls.as_ptr(),
                 snap,
                 std::ptr::null_mut(),
                 true,
                 false,
                 1,
             ),
-            None => pg_sys::SPI_execute_plan(plan, std::ptr::null_mut(), std::ptr::null(), true, 1),
+            None => pg_sys::SPI_execute_plan(plan, args.as_mut_ptr(), nulls.as_ptr(), true, 1),
         };
         if rc != pg_sys::SPI_OK_SELECT as i32 || pg_sys::SPI_processed != 1 {
             return None;
@@ -312,9 +315,12 @@ unsafe fn fingerprint(plan: pg_sys::SPIPlanPtr, snapshot: Option<pg_sys::Snapsho
 /// snapshot. If another session changed them since (enable(), disable(),
 /// triggers made for a new partition), what they would decide is stale, and
 /// a change could slip past capture: the command fails with a serialization
-/// failure instead, to be retried as any such transaction is.
+/// failure instead, to be retried as any such transaction is. `rels`: the
+/// relations the command touches (with their partition ancestors), so that
+/// DDL on other tables is not refused; NULL: everything (before a DROP, the
+/// command's objects are not known yet).
 #[pg_extern(volatile, name = "_refuse_if_settings_moved")]
-fn refuse_if_settings_moved() {
+fn refuse_if_settings_moved(rels: Option<Vec<pg_sys::Oid>>) {
     // SAFETY: XactIsoLevel is a plain global of the backend.
     if unsafe { pg_sys::XactIsoLevel } < pg_sys::XACT_REPEATABLE_READ as i32 {
         return;
@@ -325,12 +331,18 @@ fn refuse_if_settings_moved() {
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
             pgrx::error!("pg_audit_trail: SPI_connect failed");
         }
-        let plan = pg_sys::SPI_prepare(SETTINGS_FINGERPRINT.as_ptr(), 0, std::ptr::null_mut());
+        let mut types = [pg_sys::OIDARRAYOID];
+        let plan = pg_sys::SPI_prepare(SETTINGS_FINGERPRINT.as_ptr(), 1, types.as_mut_ptr());
         if plan.is_null() {
             pgrx::error!("pg_audit_trail: could not prepare the settings fingerprint: SPI error {}", pg_sys::SPI_result);
         }
-        let then = fingerprint(plan, None);
-        let now = fingerprint(plan, Some(pg_sys::GetLatestSnapshot()));
+        let (datum, nulls) = match rels.and_then(|r| r.into_datum()) {
+            Some(d) => (d, c" "),
+            None => (pg_sys::Datum::from(0), c"n"),
+        };
+        let mut args = [datum];
+        let then = fingerprint(plan, &mut args, nulls, None);
+        let now = fingerprint(plan, &mut args, nulls, Some(pg_sys::GetLatestSnapshot()));
         pg_sys::SPI_finish();
         then != now
     };

@@ -35,6 +35,16 @@ session_end old
 wait
 grep -q "ERROR:  could not serialize access due to a concurrent change of pg_audit_trail's settings" "$IT_WORK/old.out" \
   || fail "old snapshot: $(cat "$IT_WORK/old.out")"
+# ... while DDL on other tables in such a transaction goes on.
+session_start bystander
+session_send bystander "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 'snapshot taken';"
+wait_for 10 1 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'"
+sql -c "CREATE TABLE late (id int PRIMARY KEY)" -c "SELECT audit_trail.enable('late')" >/dev/null
+session_send bystander "CREATE TABLE unrelated (id int); DROP TABLE unrelated; COMMIT;"
+session_end bystander
+wait
+grep -q "ERROR" "$IT_WORK/bystander.out" && fail "unrelated DDL refused: $(cat "$IT_WORK/bystander.out")"
+echo "  unrelated DDL in an old snapshot: accepted"
 expect_eq "capture trigger kept" "$(sql -c "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'rr'::regclass AND tgname = 'audit_trail_insert'")" 1
 sql -c "INSERT INTO rr VALUES (1, 'a')"
 expect_eq "captured" "$(sql -c "SELECT count(*) FROM audit_trail.events WHERE entity_type = 'public.rr'")" 1
