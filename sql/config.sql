@@ -94,45 +94,109 @@ LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT ARRAY['audit_trail_insert', 'audit_trail_update', 'audit_trail_delete', 'audit_trail_truncate'] $$;
 
--- The capture triggers, one per action (transition tables allow one event
--- per trigger), on the table and on every partition so that DML aimed at a
--- partition directly is captured too. ENABLE ALWAYS: session_replication_role
--- = replica must not be a way around the trail. Creates only what is missing.
+-- Whether g is one of the capture triggers pg_audit_trail installs for
+-- `act` at that level: its function, AFTER, for every row and column, no
+-- WHEN, and (statement level) the transition tables the action needs.
+CREATE FUNCTION audit_trail._is_capture_trigger(g pg_trigger, act text, row_level boolean) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT g.tgfoid = 'audit_trail.capture()'::regprocedure
+       AND (g.tgtype::int & 1 = 1) = row_level
+       AND g.tgtype::int & (2 | 64) = 0
+       AND g.tgtype::int & CASE upper(act) WHEN 'INSERT' THEN 4 WHEN 'DELETE' THEN 8
+                                           WHEN 'UPDATE' THEN 16 WHEN 'TRUNCATE' THEN 32 ELSE 0 END <> 0
+       AND g.tgqual IS NULL AND cardinality(g.tgattr::int2[]) = 0
+       AND (row_level OR upper(act) = 'TRUNCATE'
+            OR ((upper(act) = 'DELETE' OR g.tgnewtable IS NOT NULL)
+                AND (upper(act) = 'INSERT' OR g.tgoldtable IS NOT NULL)))
+$$;
+
+-- The capture triggers (API §8), recognised by their function and shape,
+-- whatever their names:
+--  * per action, AFTER ... FOR EACH STATEMENT with the action's transition
+--    tables (one event per trigger), ENABLE ALWAYS, on the table and on every
+--    partition so that DML aimed at a partition directly is captured too:
+--    session_replication_role = replica is no way around them;
+--  * for INSERT, UPDATE and DELETE, AFTER ... FOR EACH ROW, ENABLE REPLICA:
+--    logical replication's apply worker fires row triggers only. They fire
+--    in replica mode only, so ordinary sessions do not pay for them. Made on
+--    each table that holds rows (not on a partitioned table: PostgreSQL would
+--    clone them onto its partitions under their names, so that attaching a
+--    table audited on its own would fail on the clash before the DDL event
+--    trigger could refuse it properly); partitions made or attached later get
+--    them from the DDL event trigger, as they get the statement triggers.
+-- Creates only what is missing. A trigger that holds the name we would give
+-- but is not the capture trigger we need is an error (42710), not a reason
+-- to skip. Foreign-table partitions cannot be captured: skipped, with a
+-- WARNING (check() lists them).
 CREATE FUNCTION audit_trail._install_triggers(target regclass, actions text[]) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    rel regclass;
+    r record;
     act text;
+    bit int;
+    row_level boolean;
     trg text;
-    made text[];
 BEGIN
-    FOR rel IN
-        SELECT target UNION
-        SELECT t.relid FROM pg_partition_tree(target) t WHERE t.relid <> target
+    FOR r IN
+        SELECT x.rel, k.relkind, x.lvl
+        FROM (SELECT target AS rel, -1 AS lvl
+              UNION ALL
+              SELECT t.relid, t.level FROM pg_partition_tree(target) t WHERE t.relid <> target) x
+        JOIN pg_class k ON k.oid = x.rel
+        ORDER BY x.lvl, x.rel::oid
     LOOP
-        made := '{}';
+        IF r.relkind = 'f' THEN
+            RAISE WARNING 'pg_audit_trail cannot capture changes to foreign table %, a partition of %', r.rel,
+                    (SELECT i.inhparent::regclass FROM pg_inherits i WHERE i.inhrelid = r.rel)
+                USING DETAIL = 'Its rows are stored by another server; no trigger sees every change to them.',
+                      HINT = 'audit_trail.check() lists it.';
+            CONTINUE;
+        END IF;
         FOREACH act IN ARRAY actions LOOP
-            trg := 'audit_trail_' || lower(act);
-            CONTINUE WHEN EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = rel AND tgname = trg);
-            EXECUTE format(
-                'CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION audit_trail.capture()',
-                trg, act, rel,
-                CASE act
-                    WHEN 'INSERT' THEN 'REFERENCING NEW TABLE AS audit_trail_new'
-                    WHEN 'UPDATE' THEN 'REFERENCING OLD TABLE AS audit_trail_old NEW TABLE AS audit_trail_new'
-                    WHEN 'DELETE' THEN 'REFERENCING OLD TABLE AS audit_trail_old'
-                    ELSE '' END);
-            made := made || trg;
-        END LOOP;
-        FOREACH trg IN ARRAY made LOOP
-            EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', rel, trg);
+            bit := CASE upper(act) WHEN 'INSERT' THEN 4 WHEN 'DELETE' THEN 8 WHEN 'UPDATE' THEN 16 WHEN 'TRUNCATE' THEN 32 END;
+            FOREACH row_level IN ARRAY CASE WHEN upper(act) = 'TRUNCATE' OR r.relkind = 'p' THEN ARRAY[false]
+                                            ELSE ARRAY[false, true] END LOOP
+                -- Ours, of this action and level, AFTER, for every row and column.
+                CONTINUE WHEN EXISTS (
+                    SELECT 1 FROM pg_trigger g
+                    WHERE g.tgrelid = r.rel AND audit_trail._is_capture_trigger(g, act, row_level));
+                trg := 'audit_trail_' || lower(act) || CASE WHEN row_level THEN '_replica' ELSE '' END;
+                IF EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = r.rel AND g.tgname = trg) THEN
+                    RAISE EXCEPTION 'trigger "%" on table % is not the capture trigger pg_audit_trail needs for % % there',
+                            trg, r.rel, act, CASE WHEN row_level THEN 'by logical replication' ELSE 'statements' END
+                        USING ERRCODE = 'duplicate_object',
+                              DETAIL = 'pg_audit_trail recognises its triggers by their function and shape, not by name; this one has its name.',
+                              HINT = 'Drop or rename that trigger, then call audit_trail.enable() again.';
+                END IF;
+                IF row_level THEN
+                    EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s FOR EACH ROW EXECUTE FUNCTION audit_trail.capture()',
+                                   trg, act, r.rel);
+                    EXECUTE format('ALTER TABLE %s ENABLE REPLICA TRIGGER %I', r.rel, trg);
+                ELSE
+                    EXECUTE format(
+                        'CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION audit_trail.capture()',
+                        trg, act, r.rel,
+                        CASE upper(act)
+                            WHEN 'INSERT' THEN 'REFERENCING NEW TABLE AS audit_trail_new'
+                            WHEN 'UPDATE' THEN 'REFERENCING OLD TABLE AS audit_trail_old NEW TABLE AS audit_trail_new'
+                            WHEN 'DELETE' THEN 'REFERENCING OLD TABLE AS audit_trail_old'
+                            ELSE '' END);
+                    -- Each made trigger is put in its state at once: the DDL
+                    -- event trigger must never see one of ours in another.
+                    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', r.rel, trg);
+                END IF;
+            END LOOP;
         END LOOP;
     END LOOP;
 END
 $$;
 
+-- Every capture trigger on the table and its partitions, whatever its name
+-- or level. Any PostgreSQL cloned onto partitions goes with its parent.
 CREATE FUNCTION audit_trail._remove_triggers(target regclass) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -143,8 +207,10 @@ BEGIN
     FOR r IN
         SELECT t.tgrelid::regclass AS rel, t.tgname
         FROM pg_trigger t
-        WHERE t.tgname = ANY (audit_trail._trigger_names())
+        WHERE t.tgfoid = 'audit_trail.capture()'::regprocedure
+          AND t.tgparentid = 0
           AND t.tgrelid IN (SELECT target UNION SELECT relid FROM pg_partition_tree(target))
+        ORDER BY t.tgrelid, t.tgname
     LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, r.rel);
     END LOOP;
@@ -271,6 +337,9 @@ BEGIN
                   HINT = 'Only ordinary and partitioned tables can be audited.';
     END IF;
     PERFORM audit_trail._check_owner(target, caller, 'enable');
+    -- First, so that no partition is attached or detached by another session
+    -- between listing the partitions and making their triggers.
+    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', target);
 
     -- Shapes whose changes could escape capture (API §8): a temporary
     -- table, a partition (its parent's statements would not be captured; a

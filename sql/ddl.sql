@@ -139,18 +139,25 @@ BEGIN
     END IF;
     FOREACH act IN ARRAY actions LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_trigger g
-                       WHERE g.tgrelid = rel AND g.tgfoid = 'audit_trail.capture()'::regprocedure
-                         AND g.tgtype::int & 1 = 0
-                         AND g.tgtype::int & audit_trail._trigger_action_bit(act) <> 0) THEN
+                       WHERE g.tgrelid = rel AND audit_trail._is_capture_trigger(g, act, false)) THEN
             RETURN NEXT format('no capture trigger for %s', act);
         END IF;
-        IF act <> 'TRUNCATE'
+        -- Row-level ones for logical replication: on each table that holds
+        -- rows (a partitioned table holds none).
+        IF act <> 'TRUNCATE' AND kind <> 'p'
            AND NOT EXISTS (SELECT 1 FROM pg_trigger g
-                           WHERE g.tgrelid = rel AND g.tgfoid = 'audit_trail.capture()'::regprocedure
-                             AND g.tgtype::int & 1 = 1
-                             AND g.tgtype::int & audit_trail._trigger_action_bit(act) <> 0) THEN
+                           WHERE g.tgrelid = rel AND audit_trail._is_capture_trigger(g, act, true)) THEN
             RETURN NEXT format('no capture trigger for %s by logical replication', act);
         END IF;
+    END LOOP;
+    FOR t IN
+        SELECT g.tgname FROM pg_trigger g
+        WHERE g.tgrelid = rel AND g.tgfoid = 'audit_trail.capture()'::regprocedure
+          AND NOT EXISTS (SELECT 1 FROM unnest(ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) a, unnest(ARRAY[false, true]) l
+                          WHERE audit_trail._is_capture_trigger(g, a, l))
+        ORDER BY g.tgname
+    LOOP
+        RETURN NEXT format('trigger %I calls audit_trail.capture() but is not one of its capture triggers (WHEN, UPDATE OF, BEFORE or missing transition tables)', t.tgname);
     END LOOP;
     FOR t IN
         SELECT g.tgname, g.tgenabled, audit_trail._own_trigger_state(g.tgfoid, g.tgtype) AS want

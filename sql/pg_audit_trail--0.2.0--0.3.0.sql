@@ -9,6 +9,44 @@
 -- removed
 DROP FUNCTION audit_trail._after_ddl(oid[],text[],oid[]);
 
+-- new
+CREATE  FUNCTION "_refuse_if_settings_moved"(
+	"rels" oid[]
+) RETURNS void
+VOLATILE 
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'refuse_if_settings_moved_wrapper';
+
+-- new
+CREATE  FUNCTION "_stash_partitions"(
+	"partitions" jsonb
+) RETURNS void
+STRICT VOLATILE 
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'stash_partitions_wrapper';
+
+-- new
+CREATE  FUNCTION "_stashed_partitions"() RETURNS jsonb
+STRICT VOLATILE 
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'stashed_partitions_wrapper';
+
+-- new
+CREATE FUNCTION audit_trail._is_capture_trigger(g pg_trigger, act text, row_level boolean) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT g.tgfoid = 'audit_trail.capture()'::regprocedure
+       AND (g.tgtype::int & 1 = 1) = row_level
+       AND g.tgtype::int & (2 | 64) = 0
+       AND g.tgtype::int & CASE upper(act) WHEN 'INSERT' THEN 4 WHEN 'DELETE' THEN 8
+                                           WHEN 'UPDATE' THEN 16 WHEN 'TRUNCATE' THEN 32 ELSE 0 END <> 0
+       AND g.tgqual IS NULL AND cardinality(g.tgattr::int2[]) = 0
+       AND (row_level OR upper(act) = 'TRUNCATE'
+            OR ((upper(act) = 'DELETE' OR g.tgnewtable IS NOT NULL)
+                AND (upper(act) = 'INSERT' OR g.tgoldtable IS NOT NULL)))
+$$;
+
 -- changed
 CREATE OR REPLACE FUNCTION audit_trail._install_triggers(target regclass, actions text[]) RETURNS void
 LANGUAGE plpgsql
@@ -20,7 +58,6 @@ DECLARE
     bit int;
     row_level boolean;
     trg text;
-    clash regclass;
 BEGIN
     FOR r IN
         SELECT x.rel, k.relkind, x.lvl
@@ -39,30 +76,16 @@ BEGIN
         END IF;
         FOREACH act IN ARRAY actions LOOP
             bit := CASE upper(act) WHEN 'INSERT' THEN 4 WHEN 'DELETE' THEN 8 WHEN 'UPDATE' THEN 16 WHEN 'TRUNCATE' THEN 32 END;
-            FOREACH row_level IN ARRAY CASE WHEN upper(act) = 'TRUNCATE' THEN ARRAY[false] ELSE ARRAY[false, true] END LOOP
+            FOREACH row_level IN ARRAY CASE WHEN upper(act) = 'TRUNCATE' OR r.relkind = 'p' THEN ARRAY[false]
+                                            ELSE ARRAY[false, true] END LOOP
                 -- Ours, of this action and level, AFTER, for every row and column.
                 CONTINUE WHEN EXISTS (
                     SELECT 1 FROM pg_trigger g
-                    WHERE g.tgrelid = r.rel AND g.tgfoid = 'audit_trail.capture()'::regprocedure
-                      AND (g.tgtype::int & 1 = 1) = row_level
-                      AND g.tgtype::int & (2 | 64) = 0
-                      AND g.tgtype::int & bit <> 0
-                      AND g.tgqual IS NULL AND cardinality(g.tgattr::int2[]) = 0
-                      AND (row_level OR upper(act) = 'TRUNCATE'
-                           OR ((upper(act) = 'DELETE' OR g.tgnewtable IS NOT NULL)
-                               AND (upper(act) = 'INSERT' OR g.tgoldtable IS NOT NULL))));
+                    WHERE g.tgrelid = r.rel AND audit_trail._is_capture_trigger(g, act, row_level));
                 trg := 'audit_trail_' || lower(act) || CASE WHEN row_level THEN '_replica' ELSE '' END;
-                -- A row trigger on a partitioned table is cloned under its
-                -- name onto every partition: none may hold it already.
-                SELECT g.tgrelid::regclass INTO clash FROM pg_trigger g
-                WHERE g.tgname = trg
-                  AND g.tgrelid IN (SELECT r.rel UNION ALL
-                                    SELECT t.relid FROM pg_partition_tree(r.rel) t WHERE row_level)
-                ORDER BY g.tgrelid::regclass = r.rel DESC
-                LIMIT 1;
-                IF FOUND THEN
+                IF EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = r.rel AND g.tgname = trg) THEN
                     RAISE EXCEPTION 'trigger "%" on table % is not the capture trigger pg_audit_trail needs for % % there',
-                            trg, clash, act, CASE WHEN row_level THEN 'by logical replication' ELSE 'statements' END
+                            trg, r.rel, act, CASE WHEN row_level THEN 'by logical replication' ELSE 'statements' END
                         USING ERRCODE = 'duplicate_object',
                               DETAIL = 'pg_audit_trail recognises its triggers by their function and shape, not by name; this one has its name.',
                               HINT = 'Drop or rename that trigger, then call audit_trail.enable() again.';
@@ -291,26 +314,6 @@ BEGIN
     RETURN audit_trail._settings_json(cfg);
 END
 $$;
-
--- new
-CREATE  FUNCTION "_refuse_if_settings_moved"() RETURNS void
-STRICT VOLATILE 
-LANGUAGE c
-AS 'MODULE_PATHNAME', 'refuse_if_settings_moved_wrapper';
-
--- new
-CREATE  FUNCTION "_stash_partitions"(
-	"partitions" jsonb
-) RETURNS void
-STRICT VOLATILE 
-LANGUAGE c
-AS 'MODULE_PATHNAME', 'stash_partitions_wrapper';
-
--- new
-CREATE  FUNCTION "_stashed_partitions"() RETURNS jsonb
-STRICT VOLATILE 
-LANGUAGE c
-AS 'MODULE_PATHNAME', 'stashed_partitions_wrapper';
 
 -- changed
 CREATE OR REPLACE FUNCTION audit_trail._partition_bounds()
@@ -629,18 +632,25 @@ BEGIN
     END IF;
     FOREACH act IN ARRAY actions LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_trigger g
-                       WHERE g.tgrelid = rel AND g.tgfoid = 'audit_trail.capture()'::regprocedure
-                         AND g.tgtype::int & 1 = 0
-                         AND g.tgtype::int & audit_trail._trigger_action_bit(act) <> 0) THEN
+                       WHERE g.tgrelid = rel AND audit_trail._is_capture_trigger(g, act, false)) THEN
             RETURN NEXT format('no capture trigger for %s', act);
         END IF;
-        IF act <> 'TRUNCATE'
+        -- Row-level ones for logical replication: on each table that holds
+        -- rows (a partitioned table holds none).
+        IF act <> 'TRUNCATE' AND kind <> 'p'
            AND NOT EXISTS (SELECT 1 FROM pg_trigger g
-                           WHERE g.tgrelid = rel AND g.tgfoid = 'audit_trail.capture()'::regprocedure
-                             AND g.tgtype::int & 1 = 1
-                             AND g.tgtype::int & audit_trail._trigger_action_bit(act) <> 0) THEN
+                           WHERE g.tgrelid = rel AND audit_trail._is_capture_trigger(g, act, true)) THEN
             RETURN NEXT format('no capture trigger for %s by logical replication', act);
         END IF;
+    END LOOP;
+    FOR t IN
+        SELECT g.tgname FROM pg_trigger g
+        WHERE g.tgrelid = rel AND g.tgfoid = 'audit_trail.capture()'::regprocedure
+          AND NOT EXISTS (SELECT 1 FROM unnest(ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) a, unnest(ARRAY[false, true]) l
+                          WHERE audit_trail._is_capture_trigger(g, a, l))
+        ORDER BY g.tgname
+    LOOP
+        RETURN NEXT format('trigger %I calls audit_trail.capture() but is not one of its capture triggers (WHEN, UPDATE OF, BEFORE or missing transition tables)', t.tgname);
     END LOOP;
     FOR t IN
         SELECT g.tgname, g.tgenabled, audit_trail._own_trigger_state(g.tgfoid, g.tgtype) AS want
@@ -818,7 +828,15 @@ DECLARE
     schema_subs jsonb;
     actions text[];
 BEGIN
-    PERFORM audit_trail._refuse_if_settings_moved();
+    -- Settings or triggers of what this command touches, changed by another
+    -- session after this transaction's snapshot: 40001 (see src/ddl.rs).
+    PERFORM audit_trail._refuse_if_settings_moved(ARRAY(
+        SELECT DISTINCT x FROM (
+            SELECT d.objid FROM pg_event_trigger_ddl_commands() d WHERE d.classid = 'pg_class'::regclass
+            UNION ALL
+            SELECT (s ->> 'relid')::oid FROM unnest(described) u, jsonb_array_elements(u) s WHERE s ? 'relid') r(oid),
+        LATERAL (SELECT r.oid UNION ALL SELECT a.relid::oid FROM pg_partition_ancestors(r.oid) a
+                 UNION ALL SELECT o.other::oid FROM audit_trail._inheritance_of(r.oid) o) t(x)));
     FOR cmd IN
         SELECT d.classid, d.objid, d.command_tag, d.in_extension, coalesce(described[d.n], '[]') AS subs
         FROM pg_event_trigger_ddl_commands() WITH ORDINALITY AS d(classid, objid, objsubid, command_tag, object_type,
@@ -1027,13 +1045,17 @@ AS $$
 $$;
 
 -- new
-CREATE FUNCTION audit_trail._before_drop() RETURNS void
+CREATE FUNCTION audit_trail._before_drop(tag text) RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM audit_trail._refuse_if_settings_moved();
+    -- Trigger DDL is judged by the triggers noted here: they must not be
+    -- older than what is committed (40001 otherwise, see src/ddl.rs).
+    IF tag IN ('DROP TRIGGER', 'CREATE TRIGGER', 'ALTER TRIGGER') THEN
+        PERFORM audit_trail._refuse_if_settings_moved(NULL);
+    END IF;
     PERFORM audit_trail._stash_partitions(jsonb_build_object(
         -- partitions of audited tables: their audited table and rows
         'partitions', coalesce((
@@ -1061,7 +1083,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM audit_trail._before_drop();
+    PERFORM audit_trail._before_drop(TG_TAG);
 END
 $$;
 
@@ -1101,7 +1123,6 @@ BEGIN
 
     -- DROP TRIGGER of one of pg_audit_trail's triggers, on a table that
     -- stays and whose capture (or guard) still needs it.
-    PERFORM audit_trail._refuse_if_settings_moved();
     stash := audit_trail._stashed_partitions();
     FOR d IN
         SELECT o.objid, o.object_identity, stash -> 'triggers' -> o.objid::text AS t
@@ -1243,7 +1264,7 @@ GRANT EXECUTE ON FUNCTION audit_trail._in_transaction_block() TO PUBLIC;
 -- command from pg_event_trigger_ddl_commands() (it answers only inside the
 -- event trigger) and _before_drop only notes what the catalog says now, so
 -- neither can be made to record anything that did not happen.
-GRANT EXECUTE ON FUNCTION audit_trail._after_ddl(jsonb[]), audit_trail._before_drop() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION audit_trail._after_ddl(jsonb[]), audit_trail._before_drop(text) TO PUBLIC;
 -- _on_ddl_end describes the command as the user who ran it (names resolve
 -- as they did for the command); a pg_ddl_command exists only there.
 GRANT EXECUTE ON FUNCTION audit_trail._ddl_subcommands(pg_ddl_command) TO PUBLIC;

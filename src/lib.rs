@@ -26,7 +26,7 @@ extension_sql_file!("../sql/context.sql", name = "context", requires = [context:
 extension_sql_file!(
     "../sql/config.sql",
     name = "config",
-    requires = ["schema", meta::invalidate]
+    requires = ["schema", meta::invalidate, capture::capture]
 );
 extension_sql_file!(
     "../sql/partitions.sql",

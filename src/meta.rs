@@ -48,6 +48,7 @@ thread_local! {
 /// Metadata for the relation a trigger fired on; `None` when no audited table
 /// governs it any more (a partition detached from an audited table).
 pub fn get(rel: pg_sys::Relation) -> Option<Rc<TableMeta>> {
+    // SAFETY: `rel` is the open trigger relation.
     let relid = unsafe { (*rel).rd_id };
     if let Some(hit) = CACHE.with(|c| c.borrow().get(&relid).cloned()) {
         return hit;
@@ -79,6 +80,7 @@ unsafe extern "C-unwind" fn on_namespace(_arg: pg_sys::Datum, _cacheid: i32, _ha
 }
 
 pub fn init() {
+    // SAFETY: plain callbacks without argument, registered once at load.
     unsafe {
         pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache), pg_sys::Datum::from(0));
         pg_sys::CacheRegisterSyscacheCallback(
@@ -92,6 +94,7 @@ pub fn init() {
 /// Makes every backend rebuild the metadata of `target` and its partitions.
 #[pg_extern(name = "_invalidate")]
 fn invalidate(target: pg_sys::Oid) {
+    // SAFETY: queues an invalidation message; any oid is accepted.
     unsafe { pg_sys::CacheInvalidateRelcacheByRelid(target) };
 }
 
@@ -107,45 +110,103 @@ struct Settings {
     binary: Vec<String>,
 }
 
+/// What load_settings reads, for one relation: its governing audited table's
+/// settings row, that table's current name, and the relation's columns that
+/// hold bytea.
+const SETTINGS_SQL: &std::ffi::CStr = c"SELECT c.relid::oid, format('%I.%I', n.nspname, k.relname), c.redact, c.redact_patterns,
+        c.exclude, coalesce(c.key_columns, audit_trail._key_columns(c.relid)), c.label_column,
+        ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+                AND audit_trail._contains_bytea(a.atttypid))
+ FROM audit_trail.config c
+ JOIN pg_catalog.pg_class k ON k.oid = c.relid
+ JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace
+ WHERE c.relid = audit_trail._audited_root($1::regclass)";
+
+thread_local! {
+    /// The kept plan of SETTINGS_SQL (0: not prepared yet).
+    static SETTINGS_PLAN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// The settings come from audit_trail.config, which the user changing the
 /// table may not read: the lookup runs as the log's owner. None only when no
 /// audited table governs the relation; a failed look-up is an error, never
 /// "not audited" (that would let changes through without their events).
+///
+/// The look-up sees what is committed now, not what the transaction's
+/// snapshot saw (API §8): a REPEATABLE READ or SERIALIZABLE transaction that
+/// began before `enable()`, a re-`enable()` or a rename committed must not
+/// build, and cache for the rest of the backend's life, settings that are
+/// no longer true. Like ri_triggers.c, it runs the query with the latest
+/// snapshot; the STABLE SQL functions it calls run with that snapshot too,
+/// and catalog look-ups by name or oid use catalog snapshots, always fresh.
 fn load_settings(relid: pg_sys::Oid) -> Option<Settings> {
-    let loaded: Result<Option<Settings>, pgrx::spi::Error> = crate::store::as_log_owner(|| Spi::connect(|client| {
-        let rows = client
-            .select(
-                "SELECT c.relid::oid, format('%I.%I', n.nspname, k.relname), c.redact, c.redact_patterns,
-                        c.exclude, coalesce(c.key_columns, audit_trail._key_columns(c.relid)), c.label_column,
-                        ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
-                              WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped
-                                AND audit_trail._contains_bytea(a.atttypid))
-                 FROM audit_trail.config c
-                 JOIN pg_catalog.pg_class k ON k.oid = c.relid
-                 JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace
-                 WHERE c.relid = audit_trail._audited_root($1::oid::regclass)",
-                Some(1),
-                &[relid.into()],
-            )?;
-        if rows.is_empty() {
-            return Ok(None);
+    crate::store::as_log_owner(|| unsafe {
+        // SAFETY: a plain SPI session: connect, run one kept read-only plan,
+        // copy what it returned into Rust values before SPI_finish frees the
+        // result. An error raised in between unwinds through PostgreSQL,
+        // which closes the SPI connection at (sub)transaction abort.
+        if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
+            error!("pg_audit_trail: SPI_connect failed");
         }
-        let row = rows.first();
-        let list = |i: usize| -> Result<Vec<String>, pgrx::spi::Error> {
-            Ok(row.get::<Vec<Option<String>>>(i)?.unwrap_or_default().into_iter().flatten().collect())
+        let mut plan = SETTINGS_PLAN.get() as pg_sys::SPIPlanPtr;
+        if plan.is_null() {
+            let mut types = [pg_sys::OIDOID];
+            plan = pg_sys::SPI_prepare(SETTINGS_SQL.as_ptr(), 1, types.as_mut_ptr());
+            if plan.is_null() {
+                error!("pg_audit_trail: could not prepare the settings look-up: SPI error {}", { pg_sys::SPI_result });
+            }
+            pg_sys::SPI_keepplan(plan);
+            SETTINGS_PLAN.set(plan as usize);
+        }
+        let mut args = [pg_sys::Datum::from(relid)];
+        let rc = pg_sys::SPI_execute_snapshot(
+            plan,
+            args.as_mut_ptr(),
+            c" ".as_ptr(),
+            pg_sys::GetLatestSnapshot(),
+            std::ptr::null_mut(),
+            true,
+            false,
+            1,
+        );
+        if rc != pg_sys::SPI_OK_SELECT as i32 {
+            error!("pg_audit_trail: could not read the audit settings of relation {relid}: SPI error {rc}");
+        }
+        let tt = pg_sys::SPI_tuptable;
+        let settings = if pg_sys::SPI_processed == 0 || tt.is_null() {
+            None
+        } else {
+            let tuple = *(*tt).vals;
+            let desc = (*tt).tupdesc;
+            let get = |i: i32| {
+                let mut isnull = false;
+                let d = pg_sys::SPI_getbinval(tuple, desc, i, &mut isnull);
+                (d, isnull)
+            };
+            let text = |i: i32| {
+                let (d, isnull) = get(i);
+                String::from_datum(d, isnull)
+            };
+            let list = |i: i32| {
+                let (d, isnull) = get(i);
+                Vec::<Option<String>>::from_datum(d, isnull).unwrap_or_default().into_iter().flatten().collect::<Vec<_>>()
+            };
+            let (audited, audited_null) = get(1);
+            Some(Settings {
+                audited: pg_sys::Oid::from_datum(audited, audited_null).unwrap_or(pg_sys::InvalidOid),
+                entity_type: text(2).unwrap_or_default(),
+                redact: list(3),
+                patterns: list(4),
+                exclude: list(5),
+                key_columns: list(6),
+                label_column: text(7),
+                binary: list(8),
+            })
         };
-        Ok(Some(Settings {
-            audited: row.get(1)?.unwrap_or(pg_sys::InvalidOid),
-            entity_type: row.get(2)?.unwrap_or_default(),
-            redact: list(3)?,
-            patterns: list(4)?,
-            exclude: list(5)?,
-            key_columns: list(6)?,
-            label_column: row.get(7)?,
-            binary: list(8)?,
-        }))
-    }));
-    loaded.unwrap_or_else(|e| error!("pg_audit_trail: could not read the audit settings of relation {relid}: {e}"))
+        pg_sys::SPI_finish();
+        settings
+    })
 }
 
 /// The `i`th (0-based) attribute of a tuple descriptor: C's `TupleDescAttr`.
@@ -174,16 +235,22 @@ fn left_out(att: &pg_sys::FormData_pg_attribute) -> bool {
 }
 
 fn build(rel: pg_sys::Relation) -> Option<TableMeta> {
+    // SAFETY: `rel` is the open trigger relation; its descriptor and the
+    // attribute entries below natts are valid while it is open.
     let relid = unsafe { (*rel).rd_id };
     let s = load_settings(relid)?;
+    // SAFETY: as above.
     let desc = unsafe { (*rel).rd_att };
+    // SAFETY: as above.
     let natts = unsafe { (*desc).natts } as usize;
     let mut all = Vec::with_capacity(natts);
     for i in 0..natts {
+        // SAFETY: i < natts.
         let att = unsafe { tuple_desc_attr(desc, i) };
         if left_out(att) {
             continue;
         }
+        // SAFETY: attname is a NUL-terminated NameData.
         let name = unsafe { std::ffi::CStr::from_ptr(att.attname.data.as_ptr()) }.to_owned();
         let name_str = name.to_string_lossy().into_owned();
         let lower = name_str.to_lowercase();

@@ -269,8 +269,11 @@ pub struct Writer {
 
 impl Writer {
     pub fn new(ctx: &Context, action: &str, entity_type: Option<&str>) -> Writer {
+        // SAFETY: inside a transaction (a trigger or a function call):
+        // assigns or reads the top-level transaction id.
         let txid = unsafe { pg_sys::GetTopFullTransactionId() }.value as i64;
         let shared = [
+            // SAFETY: reads the clock.
             (Datum::from(unsafe { pg_sys::GetCurrentTimestamp() }), false),
             (Datum::from(txid), false),
             (text_datum(action), false),
@@ -284,6 +287,8 @@ impl Writer {
             opt_datum(ctx.request_id.as_deref().map(text_datum)),
             opt_datum(ctx.statement.as_deref().map(text_datum)),
         ];
+        // SAFETY: a child of the current context, so it goes with it if an
+        // error unwinds before finish() deletes it.
         let cxt = unsafe {
             pg_sys::AllocSetContextCreateInternal(
                 pg_sys::CurrentMemoryContext,
@@ -300,6 +305,8 @@ impl Writer {
     /// Runs `f` with the batch memory context current, so whatever it
     /// allocates lives until the next write.
     pub fn in_batch_cxt<T>(&self, f: impl FnOnce() -> T) -> T {
+        // SAFETY: self.cxt lives until finish(); the previous context is
+        // put back (an error unwinding from f resets it anyway).
         unsafe {
             let old = pg_sys::MemoryContextSwitchTo(self.cxt);
             let r = f();
@@ -324,6 +331,7 @@ impl Writer {
         // The direct path does not pass the executor's read-only check: make
         // it here (reachable through log_event, or a temporary table audited
         // and changed inside a READ ONLY transaction).
+        // SAFETY: reads a GUC variable.
         if unsafe { pg_sys::XactReadOnly } {
             ereport!(
                 PgLogLevel::ERROR,
@@ -333,6 +341,10 @@ impl Writer {
         }
         let events = std::mem::take(&mut self.pending);
         let mut last_id = None;
+        // SAFETY: the events' datums live in self.cxt, which is reset only
+        // after they are written; the sink and the SPI plans are used as
+        // their own modules require (one sink per writer, SPI connected
+        // around the plans and finished before returning).
         unsafe {
             let old = pg_sys::MemoryContextSwitchTo(self.cxt);
             // Parameters are built before the user switch: the conversions
@@ -426,6 +438,7 @@ impl Writer {
         if let Some(Some(sink)) = self.sink.take() {
             sink.close();
         }
+        // SAFETY: nothing refers to the batch memory any more.
         unsafe { pg_sys::MemoryContextDelete(self.cxt) };
         id
     }

@@ -12,6 +12,9 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 CREATE FUNCTION pg_temp.triggers(rel regclass) RETURNS TABLE(tgname name, tgenabled "char") LANGUAGE sql AS $$
     SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = rel AND NOT tgisinternal ORDER BY tgname $$;
+-- Objects of this file live in a schema of their own.
+CREATE SCHEMA integrity;
+SET search_path = integrity, public;
 CREATE TABLE acct (id int PRIMARY KEY, owner text, balance int);
 SELECT audit_trail.enable('acct');
 SELECT * FROM audit_trail.check() WHERE table_name = 'acct'::regclass;
@@ -20,6 +23,7 @@ SELECT capture_ok FROM audit_trail.tracked WHERE table_name = 'acct'::regclass;
 \echo '1. the table owner cannot switch capture off, by any name, in any session'
 CREATE ROLE acct_owner;
 ALTER TABLE acct OWNER TO acct_owner;
+GRANT USAGE ON SCHEMA integrity TO acct_owner;
 SET ROLE acct_owner;
 SELECT pg_temp.try('ALTER TABLE acct ENABLE REPLICA TRIGGER audit_trail_update');
 SELECT pg_temp.try('ALTER TABLE acct ENABLE TRIGGER audit_trail_insert');
@@ -53,7 +57,7 @@ ALTER TABLE acct ENABLE TRIGGER USER;
 SELECT * FROM pg_temp.triggers('acct');
 -- A trigger of the user's own comes and goes as it likes.
 DROP TRIGGER users_own ON acct;
-SELECT action, entity_id, details FROM audit_trail.events WHERE entity_type = 'public.acct' ORDER BY id;
+SELECT action, entity_id, details FROM audit_trail.events WHERE entity_type = 'integrity.acct' ORDER BY id;
 -- The log's guards are protected the same way.
 SELECT pg_temp.try('ALTER TABLE audit_trail.events ENABLE REPLICA TRIGGER audit_trail_guard_row');
 SELECT pg_temp.try('DROP TRIGGER audit_trail_guard ON audit_trail.events_default');
@@ -67,7 +71,7 @@ UPDATE pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'acct'::regclass AND tgnam
 SELECT * FROM audit_trail.check() WHERE table_name = 'acct'::regclass;
 SELECT capture_ok FROM audit_trail.tracked WHERE table_name = 'acct'::regclass;
 SELECT count(*) >= 0 AS ran FROM audit_trail.maintain();
-SELECT action, actor, entity_type, details FROM audit_trail.events WHERE action = 'CAPTURE_PROBLEM' AND entity_type = 'public.acct' ORDER BY id;
+SELECT action, actor, entity_type, details FROM audit_trail.events WHERE action = 'CAPTURE_PROBLEM' AND entity_type = 'integrity.acct' ORDER BY id;
 SELECT audit_trail.enable('acct');
 SELECT * FROM audit_trail.check() WHERE table_name = 'acct'::regclass;
 -- enable() with fewer actions drops the triggers it no longer needs.
@@ -96,13 +100,13 @@ CREATE TABLE sales_2021 (id int NOT NULL, sold date NOT NULL, card text);
 SELECT audit_trail.enable('sales_2021', redact => '{card}');
 SELECT pg_temp.try($$ALTER TABLE sales ATTACH PARTITION sales_2021 FOR VALUES FROM ('2021-01-01') TO ('2022-01-01')$$);
 -- Nor an audited table a partition of a table that is not audited.
-CREATE TABLE everything (id int, sold date, card text) PARTITION BY RANGE (sold);
-SELECT pg_temp.try($$ALTER TABLE everything ATTACH PARTITION sales FOR VALUES FROM ('2000-01-01') TO ('2100-01-01')$$);
+CREATE TABLE all_sales (id int, sold date, card text) PARTITION BY RANGE (sold);
+SELECT pg_temp.try($$ALTER TABLE all_sales ATTACH PARTITION sales FOR VALUES FROM ('2000-01-01') TO ('2100-01-01')$$);
 SELECT audit_trail.disable('sales_2021');
 
 \echo '5. partition DDL and data-rewriting DDL leave their trace'
 ALTER TABLE sales ATTACH PARTITION sales_2021 FOR VALUES FROM ('2021-01-01') TO ('2022-01-01');
-CREATE SCHEMA archive2022 CREATE TABLE sales_2022 PARTITION OF public.sales FOR VALUES FROM ('2022-01-01') TO ('2023-01-01');
+CREATE SCHEMA archive2022 CREATE TABLE sales_2022 PARTITION OF integrity.sales FOR VALUES FROM ('2022-01-01') TO ('2023-01-01');
 SELECT * FROM pg_temp.triggers('archive2022.sales_2022');
 INSERT INTO sales VALUES (1, '2020-05-05'), (2, '2021-05-05'), (3, '2022-05-05');
 INSERT INTO archive2022.sales_2022 VALUES (4, '2022-06-06');
@@ -117,26 +121,26 @@ ALTER TABLE acct DROP COLUMN owner;
 ALTER TABLE acct SET UNLOGGED;
 ALTER TABLE acct SET LOGGED;
 SELECT action, entity_type, entity_id, details FROM audit_trail.events
-WHERE entity_type IN ('public.sales', 'public.acct') AND action NOT IN ('INSERT', 'UPDATE', 'DELETE')
-  AND id > (SELECT max(id) FROM audit_trail.events WHERE action = 'AUDIT_ENABLED' AND entity_id = 'public.acct')
+WHERE entity_type IN ('integrity.sales', 'integrity.acct') AND action NOT IN ('INSERT', 'UPDATE', 'DELETE')
+  AND id > (SELECT max(id) FROM audit_trail.events WHERE action = 'AUDIT_ENABLED' AND entity_id = 'integrity.acct')
 ORDER BY id;
-SELECT action, entity_id, after FROM audit_trail.events WHERE entity_type = 'public.sales' AND action = 'INSERT' ORDER BY id;
+SELECT action, entity_id, after FROM audit_trail.events WHERE entity_type = 'integrity.sales' AND action = 'INSERT' ORDER BY id;
 
 -- An owner whose search_path starts with "$user" attaches the table of its
 -- own schema: that one is the partition, and gets capture.
 CREATE ROLE sales_owner;
 CREATE SCHEMA sales_owner AUTHORIZATION sales_owner;
-GRANT CREATE ON SCHEMA public TO sales_owner;
+GRANT USAGE, CREATE ON SCHEMA integrity TO sales_owner;
 ALTER TABLE sales OWNER TO sales_owner;
 SET ROLE sales_owner;
-SET search_path = "$user", public;
+SET search_path = "$user", integrity;
 CREATE TABLE sales_2023 (id int NOT NULL, sold date NOT NULL, card text, note text);
 ALTER TABLE sales ATTACH PARTITION sales_2023 FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
 INSERT INTO sales_owner.sales_2023 VALUES (6, '2023-03-03');
-RESET search_path;
+SET search_path = integrity, public;
 RESET ROLE;
 SELECT action, entity_id, details FROM audit_trail.events
-WHERE entity_type = 'public.sales' AND (action = 'PARTITION_ATTACHED' OR entity_id LIKE '[6,%') ORDER BY id DESC LIMIT 2;
+WHERE entity_type = 'integrity.sales' AND (action = 'PARTITION_ATTACHED' OR entity_id LIKE '[6,%') ORDER BY id DESC LIMIT 2;
 ALTER TABLE sales DETACH PARTITION sales_owner.sales_2023;
 DROP TABLE sales_owner.sales_2023;
 DROP SCHEMA sales_owner;
@@ -147,7 +151,7 @@ CREATE TABLE wallet (id int PRIMARY KEY, pin pincode, funds money_pair);
 SELECT audit_trail.enable('wallet');
 DROP DOMAIN pincode CASCADE;
 ALTER TYPE money_pair DROP ATTRIBUTE currency CASCADE;
-SELECT details FROM audit_trail.events WHERE entity_type = 'public.wallet' AND action = 'SCHEMA_CHANGED' ORDER BY id;
+SELECT details FROM audit_trail.events WHERE entity_type = 'integrity.wallet' AND action = 'SCHEMA_CHANGED' ORDER BY id;
 SELECT * FROM audit_trail.check() WHERE table_name = 'wallet'::regclass;
 DROP TABLE wallet;
 DROP TYPE money_pair;
@@ -164,8 +168,8 @@ SELECT audit_trail.enable('people', redact => '{nickname}');
 ALTER TYPE person RENAME ATTRIBUTE nickname TO alias CASCADE;
 SELECT redact FROM audit_trail.tracked WHERE table_name = 'people'::regclass;
 INSERT INTO people VALUES (1, 'shadow', '1234');
-SELECT after FROM audit_trail.events WHERE entity_type = 'public.people' AND action = 'INSERT';
-SELECT details FROM audit_trail.events WHERE entity_type = 'public.people' AND action = 'SCHEMA_CHANGED';
+SELECT after FROM audit_trail.events WHERE entity_type = 'integrity.people' AND action = 'INSERT';
+SELECT details FROM audit_trail.events WHERE entity_type = 'integrity.people' AND action = 'SCHEMA_CHANGED';
 
 \echo '8. enable() takes no lock that outlives it, once partitions exist; nobody else can take maintenance''s'
 BEGIN;
@@ -199,7 +203,7 @@ SET audit_trail.client_ip = '   ';
 INSERT INTO pings VALUES (2);
 RESET audit_trail.client_ip;
 SELECT entity_id, client_ip IS NOT DISTINCT FROM (CASE entity_id WHEN '1' THEN '203.0.113.9'::inet ELSE inet_client_addr() END) AS right_ip
-FROM audit_trail.events WHERE entity_type = 'public.pings' ORDER BY id;
+FROM audit_trail.events WHERE entity_type = 'integrity.pings' ORDER BY id;
 -- NULL where a list is expected names the argument.
 SELECT pg_temp.try('SELECT audit_trail.enable(''pings'', redact => NULL)');
 SELECT pg_temp.try('SELECT audit_trail.enable(''pings'', exclude => NULL)');
@@ -208,11 +212,15 @@ SELECT pg_temp.try('SELECT audit_trail.enable(''pings'', redact => ''{NULL}'')')
 
 \echo '12. all is well again'
 SELECT * FROM audit_trail.check();
-SELECT table_name, capture_ok FROM audit_trail.tracked ORDER BY table_name::text;
+SELECT table_name, capture_ok FROM audit_trail.tracked
+WHERE (SELECT relnamespace FROM pg_class WHERE oid = table_name) = 'integrity'::regnamespace ORDER BY table_name::text;
 
-DROP TABLE ledger, people, pings, sales, sales_2020, base, derived, everything, lookalike;
-DROP TYPE person;
 DROP SCHEMA archive2022;
+RESET search_path;
+SET client_min_messages = warning;
+DROP SCHEMA integrity CASCADE;
+RESET client_min_messages;
+DROP FUNCTION pg_temp.nop();
 DROP ROLE acct_owner;
-REVOKE CREATE ON SCHEMA public FROM sales_owner;
+
 DROP ROLE sales_owner;
