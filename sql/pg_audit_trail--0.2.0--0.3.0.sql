@@ -834,6 +834,9 @@ BEGIN
         SELECT DISTINCT x FROM (
             SELECT d.objid FROM pg_event_trigger_ddl_commands() d WHERE d.classid = 'pg_class'::regclass
             UNION ALL
+            SELECT g.tgrelid FROM pg_event_trigger_ddl_commands() d JOIN pg_trigger g ON g.oid = d.objid
+            WHERE d.classid = 'pg_trigger'::regclass
+            UNION ALL
             SELECT (s ->> 'relid')::oid FROM unnest(described) u, jsonb_array_elements(u) s WHERE s ? 'relid') r(oid),
         LATERAL (SELECT r.oid UNION ALL SELECT a.relid::oid FROM pg_partition_ancestors(r.oid) a
                  UNION ALL SELECT o.other::oid FROM audit_trail._inheritance_of(r.oid) o) t(x)));
@@ -1045,17 +1048,12 @@ AS $$
 $$;
 
 -- new
-CREATE FUNCTION audit_trail._before_drop(tag text) RETURNS void
+CREATE FUNCTION audit_trail._before_drop() RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    -- Trigger DDL is judged by the triggers noted here: they must not be
-    -- older than what is committed (40001 otherwise, see src/ddl.rs).
-    IF tag IN ('DROP TRIGGER', 'CREATE TRIGGER', 'ALTER TRIGGER') THEN
-        PERFORM audit_trail._refuse_if_settings_moved(NULL);
-    END IF;
     PERFORM audit_trail._stash_partitions(jsonb_build_object(
         -- partitions of audited tables: their audited table and rows
         'partitions', coalesce((
@@ -1083,7 +1081,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM audit_trail._before_drop(TG_TAG);
+    PERFORM audit_trail._before_drop();
 END
 $$;
 
@@ -1122,7 +1120,16 @@ BEGIN
     END IF;
 
     -- DROP TRIGGER of one of pg_audit_trail's triggers, on a table that
-    -- stays and whose capture (or guard) still needs it.
+    -- stays and whose capture (or guard) still needs it. Judged by the
+    -- triggers noted before the command: in a REPEATABLE READ transaction,
+    -- not older than what is committed for those tables (40001 otherwise).
+    PERFORM audit_trail._refuse_if_settings_moved(ARRAY(
+        SELECT DISTINCT x FROM (
+            SELECT k.oid FROM pg_event_trigger_dropped_objects() o
+            JOIN pg_namespace n ON n.nspname = o.address_names[1]
+            JOIN pg_class k ON k.relnamespace = n.oid AND k.relname = o.address_names[2]
+            WHERE o.object_type = 'trigger') r(oid),
+        LATERAL (SELECT r.oid UNION ALL SELECT a.relid::oid FROM pg_partition_ancestors(r.oid) a) t(x)));
     stash := audit_trail._stashed_partitions();
     FOR d IN
         SELECT o.objid, o.object_identity, stash -> 'triggers' -> o.objid::text AS t
@@ -1264,7 +1271,7 @@ GRANT EXECUTE ON FUNCTION audit_trail._in_transaction_block() TO PUBLIC;
 -- command from pg_event_trigger_ddl_commands() (it answers only inside the
 -- event trigger) and _before_drop only notes what the catalog says now, so
 -- neither can be made to record anything that did not happen.
-GRANT EXECUTE ON FUNCTION audit_trail._after_ddl(jsonb[]), audit_trail._before_drop(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION audit_trail._after_ddl(jsonb[]), audit_trail._before_drop() TO PUBLIC;
 -- _on_ddl_end describes the command as the user who ran it (names resolve
 -- as they did for the command); a pg_ddl_command exists only there.
 GRANT EXECUTE ON FUNCTION audit_trail._ddl_subcommands(pg_ddl_command) TO PUBLIC;
