@@ -1,4 +1,9 @@
 # pg_audit_trail — the commands the README documents.
+# PG=16|17|18 builds and tests against that PostgreSQL (default 15):
+#   make test PG=18
+PG ?= 15
+export PG
+
 .PHONY: setup install test test-unit test-sql test-integration demo demo-stop clean bench
 
 setup:

@@ -209,6 +209,31 @@ fn load_settings(relid: pg_sys::Oid) -> Option<Settings> {
     })
 }
 
+/// The `i`th (0-based) attribute of a tuple descriptor: C's `TupleDescAttr`.
+/// PostgreSQL 18 keeps the attributes after an array of `CompactAttribute`s
+/// (one per attribute) instead of in `attrs`.
+///
+/// # Safety
+/// `desc` must be a valid tuple descriptor and `i < natts`.
+pub unsafe fn tuple_desc_attr<'a>(desc: pg_sys::TupleDesc, i: usize) -> &'a pg_sys::FormData_pg_attribute {
+    #[cfg(not(feature = "pg18"))]
+    let first = (*desc).attrs.as_ptr();
+    #[cfg(feature = "pg18")]
+    let first = (*desc).compact_attrs.as_ptr().add((*desc).natts as usize).cast::<pg_sys::FormData_pg_attribute>();
+    &*first.add(i)
+}
+
+/// Whether a column is left out of events: dropped, or (PostgreSQL 18) a
+/// virtual generated column, whose value triggers never see (it is computed
+/// when read, and transition tables do not hold it).
+fn left_out(att: &pg_sys::FormData_pg_attribute) -> bool {
+    #[cfg(feature = "pg18")]
+    if att.attgenerated as u8 == pg_sys::ATTRIBUTE_GENERATED_VIRTUAL {
+        return true;
+    }
+    att.attisdropped
+}
+
 fn build(rel: pg_sys::Relation) -> Option<TableMeta> {
     // SAFETY: `rel` is the open trigger relation; its descriptor and the
     // attribute entries below natts are valid while it is open.
@@ -221,8 +246,8 @@ fn build(rel: pg_sys::Relation) -> Option<TableMeta> {
     let mut all = Vec::with_capacity(natts);
     for i in 0..natts {
         // SAFETY: i < natts.
-        let att = unsafe { &*(*desc).attrs.as_ptr().add(i) };
-        if att.attisdropped {
+        let att = unsafe { tuple_desc_attr(desc, i) };
+        if left_out(att) {
             continue;
         }
         // SAFETY: attname is a NUL-terminated NameData.
@@ -262,4 +287,103 @@ fn build(rel: pg_sys::Relation) -> Option<TableMeta> {
         a.len().cmp(&b.len()).then(a.cmp(b))
     });
     Some(TableMeta { audited: s.audited, entity_type: s.entity_type, columns, json_order, key, label })
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    /// pgrx runs tests concurrently, each in its own transaction; those that
+    /// enable() a table and write to it take turns (each holds its locks on
+    /// the log until it rolls back).
+    fn one_at_a_time() {
+        Spi::run("SELECT pg_advisory_xact_lock(1618)").unwrap();
+    }
+
+    /// One event of `table`'s, as `action | before | after | changed | label`.
+    fn event(table: &str, action: &str) -> String {
+        Spi::get_one::<String>(&format!(
+            "SELECT concat_ws(' | ', action, before::text, after::text, changed::text, entity_label)
+             FROM audit_trail.events WHERE entity_type = 'public.{table}' AND action = '{action}'"
+        ))
+        .unwrap()
+        .unwrap_or_default()
+    }
+
+    /// Stored generated columns are in the transition tables: recorded like
+    /// any other column, on every version.
+    #[pg_test]
+    fn stored_generated_columns_are_recorded() {
+        one_at_a_time();
+        Spi::run(
+            "CREATE TABLE gen_stored (id int PRIMARY KEY, price int,
+                                      doubled int GENERATED ALWAYS AS (price * 2) STORED);
+             SELECT audit_trail.enable('gen_stored', label_column => 'doubled');
+             INSERT INTO gen_stored (id, price) VALUES (1, 10);
+             UPDATE gen_stored SET price = 11;",
+        )
+        .unwrap();
+        assert_eq!(event("gen_stored", "INSERT"), r#"INSERT | {"id": 1, "price": 10, "doubled": 20} | 20"#);
+        assert_eq!(
+            event("gen_stored", "UPDATE"),
+            r#"UPDATE | {"price": 10, "doubled": 20} | {"price": 11, "doubled": 22} | {price,doubled} | 22"#
+        );
+    }
+
+    /// PostgreSQL 18's virtual generated columns are computed when read and
+    /// never for triggers (transition tables do not hold their values): they
+    /// are left out of before, after and changed, and give no label.
+    #[cfg(feature = "pg18")]
+    #[pg_test]
+    fn virtual_generated_columns_are_left_out() {
+        one_at_a_time();
+        Spi::run(
+            "CREATE TABLE gen_virtual (id int PRIMARY KEY, price int,
+                                       doubled int GENERATED ALWAYS AS (price * 2) VIRTUAL,
+                                       tag text GENERATED ALWAYS AS ('item ' || id) VIRTUAL,
+                                       note text);
+             SELECT audit_trail.enable('gen_virtual', label_column => 'tag');
+             INSERT INTO gen_virtual (id, price, note) VALUES (1, 10, 'n');
+             UPDATE gen_virtual SET price = 11;",
+        )
+        .unwrap();
+        // Reading the table computes them.
+        let read = Spi::get_one::<String>("SELECT doubled || ' ' || tag FROM gen_virtual").unwrap();
+        assert_eq!(read.as_deref(), Some("22 item 1"));
+        Spi::run("DELETE FROM gen_virtual").unwrap();
+        assert_eq!(event("gen_virtual", "INSERT"), r#"INSERT | {"id": 1, "note": "n", "price": 10}"#);
+        assert_eq!(event("gen_virtual", "UPDATE"), r#"UPDATE | {"price": 10} | {"price": 11} | {price}"#);
+        assert_eq!(event("gen_virtual", "DELETE"), r#"DELETE | {"id": 1, "note": "n", "price": 11}"#);
+    }
+
+    /// Capture fires at the end of each statement, never at commit, and does
+    /// not depend on the role it runs as (PostgreSQL 18 runs AFTER triggers as
+    /// the role that queued the event, earlier versions as the role current
+    /// when they fire): a role with no right on the log, directly and through
+    /// a SECURITY DEFINER function, and the role reset before commit.
+    #[pg_test]
+    fn capture_does_not_depend_on_the_current_role() {
+        one_at_a_time();
+        Spi::run(
+            "CREATE TABLE role_t (id int PRIMARY KEY, v text);
+             SELECT audit_trail.enable('role_t');
+             CREATE ROLE role_t_clerk NOLOGIN;
+             GRANT INSERT, UPDATE, SELECT ON role_t TO role_t_clerk;
+             CREATE FUNCTION role_t_add(int) RETURNS void LANGUAGE sql SECURITY DEFINER
+               SET search_path = public, pg_catalog AS 'INSERT INTO role_t VALUES ($1, ''definer'')';
+             SET LOCAL ROLE role_t_clerk;
+             INSERT INTO role_t VALUES (1, 'clerk');
+             SELECT role_t_add(2);
+             UPDATE role_t SET v = 'clerk again' WHERE id = 1;
+             RESET ROLE;",
+        )
+        .unwrap();
+        let written = Spi::get_one::<String>(
+            "SELECT string_agg(action || ' ' || entity_id || ' ' || (db_user = session_user)::text, ', ' ORDER BY id)
+             FROM audit_trail.events WHERE entity_type = 'public.role_t'",
+        )
+        .unwrap();
+        assert_eq!(written.as_deref(), Some("INSERT 1 true, INSERT 2 true, UPDATE 1 true"));
+    }
 }

@@ -47,7 +47,7 @@ fn layout_matches(desc: pg_sys::TupleDesc) -> bool {
             return false;
         }
         COLUMNS.iter().enumerate().all(|(i, name)| {
-            let att = &*(*desc).attrs.as_ptr().add(i);
+            let att = crate::meta::tuple_desc_attr(desc, i);
             !att.attisdropped && CStr::from_ptr(att.attname.data.as_ptr()).to_bytes() == name.as_bytes()
         })
     }
@@ -156,8 +156,7 @@ unsafe fn insert_index_entries(rri: *mut pg_sys::ResultRelInfo, slot: *mut pg_sy
     }
 }
 
-/// PostgreSQL 16 added `onlySummarizing` (not built or tested here: only 15
-/// is installable on this project's machines).
+/// PostgreSQL 16 added `onlySummarizing`.
 #[cfg(not(feature = "pg15"))]
 unsafe fn insert_index_entries(rri: *mut pg_sys::ResultRelInfo, slot: *mut pg_sys::TupleTableSlot, estate: *mut pg_sys::EState) {
     unsafe {

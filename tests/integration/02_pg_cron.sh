@@ -1,6 +1,7 @@
 # pg_cron runs maintain() and an audited change: both jobs succeed, and the
 # change and the MAINTENANCE event are attributed to System (pg_cron runs
 # jobs as ordinary backends named pg_cron). pg_cron here has minute resolution.
+[ "$IT_PG_CRON" = 1 ] || skip "pg_cron is not installed for PostgreSQL $PG (Debian 12 packages it for 15 only)"
 sql_db cron_db <<'SQL'
 CREATE EXTENSION IF NOT EXISTS pg_cron;
 CREATE EXTENSION IF NOT EXISTS pg_audit_trail;

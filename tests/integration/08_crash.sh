@@ -35,9 +35,9 @@ echo "INSERT INTO items (payload) VALUES ('load');" > "$IT_WORK/load.sql"
 pgbench -n -h 127.0.0.1 -p "$IT_PORT" -U postgres -c 4 -T 20 -f "$IT_WORK/load.sql" "$IT_DB" > "$IT_WORK/load.out" 2>&1 &
 sleep 3
 as_pg_ctl() { if [ "$(id -un)" = postgres ]; then "$@"; else sudo -u postgres -- "$@"; fi; }
-as_pg_ctl /usr/lib/postgresql/15/bin/pg_ctl -D "$IT_DATA" -m immediate stop >/dev/null
+as_pg_ctl "$BIN/pg_ctl" -D "$IT_DATA" -m immediate stop >/dev/null
 wait || true
-as_pg_ctl /usr/lib/postgresql/15/bin/pg_ctl -D "$IT_DATA" -l "$IT_DATA/server.log" -w start >/dev/null
+as_pg_ctl "$BIN/pg_ctl" -D "$IT_DATA" -l "$IT_DATA/server.log" -w start >/dev/null
 wait_ready
 echo "  after immediate stop: $(consistent)"
 expect_eq "immediate stop: consistent" "$(consistent | grep -o '0 rows without event, 0 events without row')" "0 rows without event, 0 events without row"

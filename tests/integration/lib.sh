@@ -1,9 +1,12 @@
-# Helpers for integration tests: $IT_PORT, $IT_DB, $IT_WORK are set by
-# scripts/test-integration.
+# Helpers for integration tests: $IT_PORT, $IT_DB, $IT_WORK, $IT_DATA,
+# $IT_PG_CRON (1 when pg_cron is installed), and PG, BIN (the PostgreSQL's
+# bin directory, first in PATH) are set by scripts/test-integration.
 sql() { psql -X -q -At -h 127.0.0.1 -p "$IT_PORT" -U postgres -d "$IT_DB" -v ON_ERROR_STOP=1 "$@"; }
 sql_as() { local role=$1; shift; psql -X -q -At -h 127.0.0.1 -p "$IT_PORT" -U "$role" -d "$IT_DB" -v ON_ERROR_STOP=1 "$@"; }
 sql_db() { local db=$1; shift; psql -X -q -At -h 127.0.0.1 -p "$IT_PORT" -U postgres -d "$db" -v ON_ERROR_STOP=1 "$@"; }
 fail() { echo "FAILED: $*" >&2; exit 1; }
+# The test cannot run on this installation: reported SKIPPED, never passed.
+skip() { echo "SKIPPED: $*"; exit 77; }
 expect_eq() { # expect_eq WHAT ACTUAL EXPECTED
   if [ "$2" != "$3" ]; then fail "$1: expected [$3], got [$2]"; fi
   echo "  $1: $2"
