@@ -565,9 +565,8 @@ AS $$
 $$;
 
 -- Before a DROP (or CREATE OR REPLACE / ALTER TRIGGER): which tables are
--- partitions of which audited table, for
--- PARTITION_DROPPED (once dropped, a table's partition bound is gone), and
--- which triggers are pg_audit_trail's. Kept in backend memory (src/ddl.rs)
+-- partitions of which audited table, for PARTITION_DROPPED (once dropped, a
+-- table's partition bound is gone), and which triggers are pg_audit_trail's. Kept in backend memory (src/ddl.rs)
 -- for the sql_drop trigger of the same command.
 CREATE FUNCTION audit_trail._before_drop() RETURNS void
 LANGUAGE plpgsql
@@ -607,8 +606,8 @@ $$;
 
 -- DROP TABLE: the triggers go with the table, the events stay; the table's
 -- settings are removed and the end of its auditing is recorded. DROP
--- TRIGGER of a capture trigger or guard (recognised by what is missing
--- afterwards, not by name) is refused.
+-- TRIGGER of a capture trigger or guard (recognised by its oid, noted by
+-- _before_drop: once dropped, its function is gone) is refused.
 CREATE FUNCTION audit_trail._on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql
 SECURITY DEFINER

@@ -27,6 +27,29 @@ unsafe fn list_ptrs(list: *mut pg_sys::List) -> Vec<*mut std::ffi::c_void> {
     unsafe { (0..(*list).length as usize).map(|i| (*(*list).elements.add(i)).ptr_value).collect() }
 }
 
+/// The table an ATTACH or DETACH PARTITION subcommand names, resolved as
+/// the caller's search_path says; None when it names none that exists.
+///
+/// # Safety
+/// `c` must point to a valid AlterTableCmd.
+unsafe fn partition_named(c: *const pg_sys::AlterTableCmd) -> Option<pg_sys::Oid> {
+    // SAFETY: as the caller promises; `def` is read by the node tag it has.
+    unsafe {
+        let def = (*c).def;
+        if def.is_null() || (*def).type_ != pg_sys::NodeTag::T_PartitionCmd {
+            return None;
+        }
+        let oid = pg_sys::RangeVarGetRelidExtended(
+            (*(def as *const pg_sys::PartitionCmd)).name,
+            pg_sys::NoLock as i32,
+            pg_sys::RVROption::RVR_MISSING_OK,
+            None,
+            std::ptr::null_mut(),
+        );
+        (oid != pg_sys::InvalidOid).then_some(oid)
+    }
+}
+
 /// `audit_trail._attached_partitions(pg_ddl_command) RETURNS oid[]`: the
 /// tables an ALTER TABLE command attached as partitions (empty otherwise).
 /// PostgreSQL 15 records no object for ATTACH PARTITION, so the name in the
@@ -42,18 +65,10 @@ pub unsafe extern "C-unwind" fn audit_trail_attached_partitions(fcinfo: pg_sys::
         if !tree.is_null() && (*tree).type_ == pg_sys::NodeTag::T_AlterTableStmt {
             for c in list_ptrs((*(tree as *mut pg_sys::AlterTableStmt)).cmds) {
                 let c = c as *mut pg_sys::AlterTableCmd;
-                if (*c).subtype != pg_sys::AlterTableType::AT_AttachPartition || (*c).def.is_null() {
+                if (*c).subtype != pg_sys::AlterTableType::AT_AttachPartition {
                     continue;
                 }
-                let name = (*((*c).def as *mut pg_sys::PartitionCmd)).name;
-                let oid = pg_sys::RangeVarGetRelidExtended(
-                    name,
-                    pg_sys::NoLock as i32,
-                    pg_sys::RVROption::RVR_MISSING_OK,
-                    None,
-                    std::ptr::null_mut(),
-                );
-                if oid != pg_sys::InvalidOid {
+                if let Some(oid) = partition_named(c) {
                     found.push(oid);
                 }
             }
@@ -183,18 +198,8 @@ unsafe fn describe(cmd: *const pg_sys::CollectedCommand) -> serde_json::Value {
                     pg_sys::AlterTableType::AT_AttachPartition
                         | pg_sys::AlterTableType::AT_DetachPartition
                         | pg_sys::AlterTableType::AT_DetachPartitionFinalize
-                ) && !(*c).def.is_null()
-                    && (*(*c).def).type_ == pg_sys::NodeTag::T_PartitionCmd
-                {
-                    let name = (*((*c).def as *const pg_sys::PartitionCmd)).name;
-                    let oid = pg_sys::RangeVarGetRelidExtended(
-                        name,
-                        pg_sys::NoLock as i32,
-                        pg_sys::RVROption::RVR_MISSING_OK,
-                        None,
-                        std::ptr::null_mut(),
-                    );
-                    if oid != pg_sys::InvalidOid {
+                ) {
+                    if let Some(oid) = partition_named(c) {
                         entry["relid"] = json!(u32::from(oid));
                     }
                 }
@@ -334,7 +339,7 @@ fn refuse_if_settings_moved(rels: Option<Vec<pg_sys::Oid>>) {
         let mut types = [pg_sys::OIDARRAYOID];
         let plan = pg_sys::SPI_prepare(SETTINGS_FINGERPRINT.as_ptr(), 1, types.as_mut_ptr());
         if plan.is_null() {
-            pgrx::error!("pg_audit_trail: could not prepare the settings fingerprint: SPI error {}", pg_sys::SPI_result);
+            pgrx::error!("pg_audit_trail: could not prepare the settings fingerprint: SPI error {}", { pg_sys::SPI_result });
         }
         let (datum, nulls) = match rels.and_then(|r| r.into_datum()) {
             Some(d) => (d, c" "),
