@@ -364,15 +364,25 @@ BEGIN
     LOOP
         CONTINUE WHEN cmd.in_extension;
 
-        -- ALTER TRIGGER (RENAME, DEPENDS ON) of a capture trigger or guard,
-        -- and CREATE OR REPLACE TRIGGER over one (known by its oid, noted
-        -- before the command: afterwards it may have another function).
+        -- ALTER TRIGGER (RENAME, DEPENDS ON) of a capture trigger or guard;
+        -- CREATE OR REPLACE TRIGGER over a capture trigger: the names
+        -- enable() gives are reserved on audited tables (ours cannot be
+        -- renamed), so a trigger by one of them that is not a capture
+        -- trigger of that name's shape replaced ours, or would pose as it.
         IF cmd.classid = 'pg_trigger'::regclass THEN
-            SELECT g.tgname, g.tgrelid::regclass AS rel INTO t FROM pg_trigger g
-            WHERE g.oid = cmd.objid
-              AND (audit_trail._own_trigger_state(g.tgfoid, g.tgtype) IS NOT NULL
-                   OR audit_trail._stashed_partitions() -> 'triggers' ? g.oid::text);
-            IF FOUND AND (cmd.command_tag = 'ALTER TRIGGER' OR audit_trail._stashed_partitions() -> 'triggers' ? cmd.objid::text) THEN
+            SELECT g.tgname, g.tgrelid::regclass AS rel,
+                   audit_trail._own_trigger_state(g.tgfoid, g.tgtype) IS NOT NULL AS ours,
+                   EXISTS (SELECT 1 FROM unnest(ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) a,
+                                         unnest(ARRAY[false, true]) l
+                           WHERE g.tgname = 'audit_trail_' || lower(a) || CASE WHEN l THEN '_replica' ELSE '' END
+                             AND NOT audit_trail._is_capture_trigger(g, a, l))
+                   OR (g.tgname IN ('audit_trail_guard', 'audit_trail_guard_row')
+                       AND g.tgfoid <> 'audit_trail._guard()'::regprocedure) AS posing
+              INTO t FROM pg_trigger g WHERE g.oid = cmd.objid;
+            IF FOUND AND ((cmd.command_tag = 'ALTER TRIGGER' AND t.ours)
+                          OR (cmd.command_tag = 'CREATE TRIGGER' AND t.posing
+                              AND (audit_trail._audited_root(t.rel) IS NOT NULL
+                                   OR t.rel IN (SELECT audit_trail._relation_tree('audit_trail.events'))))) THEN
                 RAISE EXCEPTION 'trigger % on % belongs to pg_audit_trail and cannot be %',
                         coalesce((SELECT s ->> 'from' FROM jsonb_array_elements(cmd.subs) s WHERE s ? 'from' LIMIT 1), t.tgname),
                         t.rel,
@@ -564,34 +574,37 @@ AS $$
     FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace WHERE k.oid = rel
 $$;
 
--- Before a DROP (or CREATE OR REPLACE / ALTER TRIGGER): which tables are
--- partitions of which audited table, for PARTITION_DROPPED (once dropped, a
--- table's partition bound is gone), and which triggers are pg_audit_trail's. Kept in backend memory (src/ddl.rs)
+-- Before a DROP: which tables are partitions of which audited table, for
+-- PARTITION_DROPPED (once dropped, a table's partition bound is gone), or
+-- (DROP TRIGGER) which triggers are pg_audit_trail's. Kept in backend memory (src/ddl.rs)
 -- for the sql_drop trigger of the same command.
-CREATE FUNCTION audit_trail._before_drop() RETURNS void
+CREATE FUNCTION audit_trail._before_drop(tag text) RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM audit_trail._stash_partitions(jsonb_build_object(
-        -- partitions of audited tables: their audited table and rows
-        'partitions', coalesce((
+        -- DROP TABLE and the like: partitions of audited tables, their
+        -- audited table and rows (statistics only: no table is read)
+        'partitions', CASE WHEN tag <> 'DROP TRIGGER' THEN coalesce((
             SELECT jsonb_object_agg(t.relid::oid::text, jsonb_build_object(
                        'root', audit_trail._entity_name(c.relid), 'partition', t.relid::text,
-                       'rows_estimate', audit_trail._rows_estimate(t.relid)))
+                       'rows_estimate', greatest(p.reltuples::bigint, pg_stat_get_live_tuples(p.oid), 0)))
             FROM audit_trail.config c
             JOIN pg_class k ON k.oid = c.relid AND k.relkind = 'p'
             CROSS JOIN LATERAL audit_trail._relation_tree(c.relid) t(relid)
-            WHERE t.relid <> c.relid), '{}'),
-        -- pg_audit_trail's triggers, by oid: a dropped trigger is known by
-        -- its oid only, so this is how DROP TRIGGER of one is recognised
-        'triggers', coalesce((
+            JOIN pg_class p ON p.oid = t.relid
+            WHERE t.relid <> c.relid), '{}') ELSE '{}' END,
+        -- DROP TRIGGER: pg_audit_trail's triggers by oid (a dropped trigger
+        -- is known by its oid only)
+        'triggers', CASE WHEN tag = 'DROP TRIGGER' THEN coalesce((
             SELECT jsonb_object_agg(g.oid::text, jsonb_build_object(
                        'rel', g.tgrelid, 'name', g.tgname, 'tgtype', g.tgtype,
                        'guard', g.tgfoid = 'audit_trail._guard()'::regprocedure))
             FROM pg_trigger g
-            WHERE g.tgfoid IN ('audit_trail.capture()'::regprocedure, 'audit_trail._guard()'::regprocedure)), '{}')));
+            WHERE g.tgfoid IN ('audit_trail.capture()'::regprocedure, 'audit_trail._guard()'::regprocedure)), '{}')
+            ELSE '{}' END));
 END
 $$;
 
@@ -600,7 +613,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM audit_trail._before_drop();
+    PERFORM audit_trail._before_drop(TG_TAG);
 END
 $$;
 
@@ -700,8 +713,8 @@ BEGIN
         FROM pg_event_trigger_dropped_objects() o
         WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND o.object_type IN ('table', 'foreign table')
     LOOP
-        DELETE FROM audit_trail.table_names WHERE relid::oid = d.objid;
-        DELETE FROM audit_trail.config WHERE relid::oid = d.objid RETURNING * INTO cfg;
+        DELETE FROM audit_trail.table_names WHERE relid = d.objid::regclass;
+        DELETE FROM audit_trail.config WHERE relid = d.objid::regclass RETURNING * INTO cfg;
         IF FOUND THEN
             PERFORM audit_trail._write_event(
                 'AUDIT_DISABLED', 'audit_trail.config', d.object_identity,
@@ -722,8 +735,7 @@ END
 $$;
 
 CREATE EVENT TRIGGER audit_trail_ddl_start ON ddl_command_start
-    WHEN TAG IN ('DROP TABLE', 'DROP FOREIGN TABLE', 'DROP SCHEMA', 'DROP OWNED', 'DROP TRIGGER',
-                 'CREATE TRIGGER', 'ALTER TRIGGER')
+    WHEN TAG IN ('DROP TABLE', 'DROP FOREIGN TABLE', 'DROP SCHEMA', 'DROP OWNED', 'DROP TRIGGER')
     EXECUTE FUNCTION audit_trail._on_ddl_start();
 
 CREATE EVENT TRIGGER audit_trail_ddl_end ON ddl_command_end

@@ -42,7 +42,7 @@ GRANT EXECUTE ON FUNCTION audit_trail._in_transaction_block() TO PUBLIC;
 -- command from pg_event_trigger_ddl_commands() (it answers only inside the
 -- event trigger) and _before_drop only notes what the catalog says now, so
 -- neither can be made to record anything that did not happen.
-GRANT EXECUTE ON FUNCTION audit_trail._after_ddl(jsonb[]), audit_trail._before_drop() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION audit_trail._after_ddl(jsonb[]), audit_trail._before_drop(text) TO PUBLIC;
 -- _on_ddl_end describes the command as the user who ran it (names resolve
 -- as they did for the command); a pg_ddl_command exists only there.
 GRANT EXECUTE ON FUNCTION audit_trail._ddl_subcommands(pg_ddl_command) TO PUBLIC;

@@ -315,6 +315,207 @@ BEGIN
 END
 $$;
 
+-- changed
+CREATE OR REPLACE FUNCTION audit_trail._partition_bounds()
+RETURNS TABLE(partition regclass, range_start timestamptz, range_end timestamptz, archived boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+SET datestyle = 'ISO, YMD'
+SET timezone = 'UTC'
+AS $$
+    SELECT k.oid::regclass,
+           (regexp_match(pg_get_expr(k.relpartbound, k.oid), 'FROM \(''([^'']+)''\)'))[1]::timestamptz,
+           (regexp_match(pg_get_expr(k.relpartbound, k.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz,
+           false
+    FROM pg_inherits i
+    JOIN pg_class k ON k.oid = i.inhrelid
+    WHERE i.inhparent = 'audit_trail.events'::regclass
+      AND pg_get_expr(k.relpartbound, k.oid) <> 'DEFAULT';
+$$;
+
+-- changed
+CREATE OR REPLACE FUNCTION audit_trail._create_partition(range_start timestamptz, range_end timestamptz)
+RETURNS regclass
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET datestyle = 'ISO, YMD'
+SET timezone = 'UTC'
+AS $$
+DECLARE
+    name text := 'events_p' || to_char(range_start AT TIME ZONE 'UTC', 'YYYYMMDD');
+    rel regclass;
+BEGIN
+    EXECUTE format('CREATE TABLE audit_trail.%I (LIKE audit_trail.events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name);
+    rel := format('audit_trail.%I', name)::regclass;
+    EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', rel);
+    LOCK TABLE audit_trail.events_default IN EXCLUSIVE MODE;
+    IF EXISTS (SELECT 1 FROM audit_trail.events_default
+               WHERE occurred_at >= range_start AND occurred_at < range_end) THEN
+        EXECUTE format('INSERT INTO %s SELECT * FROM audit_trail.events_default
+                        WHERE occurred_at >= $1 AND occurred_at < $2', rel)
+            USING range_start, range_end;
+        PERFORM audit_trail._trim_default(range_start, range_end);
+    END IF;
+    PERFORM audit_trail._index_partition(rel);
+    EXECUTE format('ALTER TABLE audit_trail.events ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)',
+                   rel, range_start, range_end);
+    PERFORM audit_trail._guard_table(rel);
+    RETURN rel;
+END
+$$;
+
+-- new
+CREATE FUNCTION audit_trail._lock_maintenance() RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ LOCK TABLE audit_trail.archived_partitions IN SHARE ROW EXCLUSIVE MODE $$;
+
+-- changed
+CREATE OR REPLACE FUNCTION audit_trail._premake()
+RETURNS TABLE(action text, partition text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text := audit_trail._partition_interval_kind();
+    ahead int := audit_trail._setting('audit_trail.premake')::int;
+    last_end timestamptz;
+    start_at timestamptz;
+    goal timestamptz;
+BEGIN
+    goal := audit_trail._period_after(now(), kind, ahead + 1);
+    SELECT max(b.range_end) INTO last_end FROM audit_trail._partition_bounds() b;
+    IF last_end >= goal THEN
+        RETURN;
+    END IF;
+    PERFORM audit_trail._lock_maintenance();
+    SELECT max(b.range_end) INTO last_end FROM audit_trail._partition_bounds() b;
+    start_at := audit_trail._period_start(now(), kind);
+    IF last_end IS NOT NULL AND last_end > start_at THEN
+        start_at := last_end;
+    END IF;
+    goal := audit_trail._period_after(now(), kind, ahead + 1);
+    WHILE start_at < goal LOOP
+        action := 'created';
+        partition := audit_trail._create_partition(start_at, audit_trail._period_after(start_at, kind))::text;
+        RETURN NEXT;
+        start_at := audit_trail._period_after(start_at, kind);
+    END LOOP;
+END
+$$;
+
+-- changed
+CREATE OR REPLACE FUNCTION audit_trail._apply_retention(keep interval, archive boolean)
+RETURNS TABLE(action text, partition text, rows bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cutoff timestamptz;
+    keep_archived interval := audit_trail._interval_setting('audit_trail.archive_retention');
+    p record;
+    target text;
+    n bigint;
+BEGIN
+    IF keep IS NOT NULL AND keep < interval '0' THEN
+        RAISE EXCEPTION 'keep must not be negative, not %', keep
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM audit_trail._lock_maintenance();
+
+    IF keep IS NOT NULL AND keep > interval '0' THEN
+        cutoff := now() - keep;
+        FOR p IN
+            SELECT b.partition, b.range_start, b.range_end
+            FROM audit_trail._partition_bounds() b
+            WHERE b.range_end <= cutoff
+            ORDER BY b.range_start
+        LOOP
+            EXECUTE format('SELECT count(*) FROM %s', p.partition) INTO n;
+            IF archive THEN
+                EXECUTE format('ALTER TABLE audit_trail.events DETACH PARTITION %s', p.partition);
+                target := (SELECT relname FROM pg_class WHERE oid = p.partition);
+                WHILE to_regclass(format('audit_trail_archive.%I', target)) IS NOT NULL LOOP
+                    target := target || '_';
+                END LOOP;
+                IF target <> (SELECT relname FROM pg_class WHERE oid = p.partition) THEN
+                    EXECUTE format('ALTER TABLE %s RENAME TO %I', p.partition, target);
+                END IF;
+                EXECUTE format('ALTER TABLE %s SET SCHEMA audit_trail_archive', p.partition);
+                INSERT INTO audit_trail.archived_partitions VALUES (p.partition, p.range_start, p.range_end, now());
+                action := 'archived';
+                partition := p.partition::text;
+            ELSE
+                partition := p.partition::text;
+                PERFORM audit_trail._retention_drop(p.partition);
+                action := 'dropped';
+            END IF;
+            rows := n;
+            RETURN NEXT;
+        END LOOP;
+
+        n := audit_trail._trim_default(NULL, cutoff);
+        IF n > 0 THEN
+            action := 'trimmed';
+            partition := 'audit_trail.events_default';
+            rows := n;
+            RETURN NEXT;
+        END IF;
+    END IF;
+
+    IF keep_archived IS NOT NULL AND keep_archived > interval '0' THEN
+        FOR p IN
+            SELECT a.partition, a.range_end FROM audit_trail.archived_partitions a
+            WHERE a.range_end <= now() - keep_archived
+            ORDER BY a.range_start
+        LOOP
+            EXECUTE format('SELECT count(*) FROM %s', p.partition) INTO n;
+            partition := p.partition::text;
+            DELETE FROM audit_trail.archived_partitions a WHERE a.partition = p.partition;
+            PERFORM audit_trail._retention_drop(p.partition);
+            action := 'dropped';
+            rows := n;
+            RETURN NEXT;
+        END LOOP;
+    END IF;
+END
+$$;
+
+-- changed
+CREATE OR REPLACE FUNCTION audit_trail.maintain() RETURNS TABLE(action text, partition text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    done jsonb := '[]';
+    keep interval := audit_trail._interval_setting('audit_trail.retention');
+    archive boolean := audit_trail._setting('audit_trail.archive')::boolean;
+    problems int := 0;
+BEGIN
+    FOR r IN
+        SELECT p.action, p.partition, NULL::bigint AS rows FROM audit_trail._premake() p
+        UNION ALL
+        SELECT * FROM audit_trail._apply_retention(keep, archive)
+    LOOP
+        action := r.action; partition := r.partition;
+        RETURN NEXT;
+        done := done || jsonb_strip_nulls(jsonb_build_object('action', r.action, 'partition', r.partition, 'rows', r.rows));
+    END LOOP;
+    FOR r IN SELECT c.table_name, c.problem FROM audit_trail.check() c LOOP
+        PERFORM audit_trail._write_system_event('CAPTURE_PROBLEM',
+            coalesce(audit_trail._entity_name(r.table_name), 'audit_trail.events'),
+            jsonb_build_object('table', r.table_name::text, 'problem', r.problem));
+        problems := problems + 1;
+    END LOOP;
+    PERFORM audit_trail._write_system_event('MAINTENANCE', 'audit_trail.events',
+        jsonb_build_object('done', done, 'partition_interval', audit_trail._setting('audit_trail.partition_interval'),
+                           'premake', audit_trail._setting('audit_trail.premake')::int,
+                           'retention', audit_trail._setting('audit_trail.retention'), 'archive', archive,
+                           'capture_problems', problems));
+END
+$$;
+
 -- new
 CREATE FUNCTION audit_trail._ddl_subcommands(pg_ddl_command) RETURNS jsonb
 LANGUAGE c STRICT
@@ -646,15 +847,25 @@ BEGIN
     LOOP
         CONTINUE WHEN cmd.in_extension;
 
-        -- ALTER TRIGGER (RENAME, DEPENDS ON) of a capture trigger or guard,
-        -- and CREATE OR REPLACE TRIGGER over one (known by its oid, noted
-        -- before the command: afterwards it may have another function).
+        -- ALTER TRIGGER (RENAME, DEPENDS ON) of a capture trigger or guard;
+        -- CREATE OR REPLACE TRIGGER over a capture trigger: the names
+        -- enable() gives are reserved on audited tables (ours cannot be
+        -- renamed), so a trigger by one of them that is not a capture
+        -- trigger of that name's shape replaced ours, or would pose as it.
         IF cmd.classid = 'pg_trigger'::regclass THEN
-            SELECT g.tgname, g.tgrelid::regclass AS rel INTO t FROM pg_trigger g
-            WHERE g.oid = cmd.objid
-              AND (audit_trail._own_trigger_state(g.tgfoid, g.tgtype) IS NOT NULL
-                   OR audit_trail._stashed_partitions() -> 'triggers' ? g.oid::text);
-            IF FOUND AND (cmd.command_tag = 'ALTER TRIGGER' OR audit_trail._stashed_partitions() -> 'triggers' ? cmd.objid::text) THEN
+            SELECT g.tgname, g.tgrelid::regclass AS rel,
+                   audit_trail._own_trigger_state(g.tgfoid, g.tgtype) IS NOT NULL AS ours,
+                   EXISTS (SELECT 1 FROM unnest(ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) a,
+                                         unnest(ARRAY[false, true]) l
+                           WHERE g.tgname = 'audit_trail_' || lower(a) || CASE WHEN l THEN '_replica' ELSE '' END
+                             AND NOT audit_trail._is_capture_trigger(g, a, l))
+                   OR (g.tgname IN ('audit_trail_guard', 'audit_trail_guard_row')
+                       AND g.tgfoid <> 'audit_trail._guard()'::regprocedure) AS posing
+              INTO t FROM pg_trigger g WHERE g.oid = cmd.objid;
+            IF FOUND AND ((cmd.command_tag = 'ALTER TRIGGER' AND t.ours)
+                          OR (cmd.command_tag = 'CREATE TRIGGER' AND t.posing
+                              AND (audit_trail._audited_root(t.rel) IS NOT NULL
+                                   OR t.rel IN (SELECT audit_trail._relation_tree('audit_trail.events'))))) THEN
                 RAISE EXCEPTION 'trigger % on % belongs to pg_audit_trail and cannot be %',
                         coalesce((SELECT s ->> 'from' FROM jsonb_array_elements(cmd.subs) s WHERE s ? 'from' LIMIT 1), t.tgname),
                         t.rel,
@@ -847,30 +1058,33 @@ AS $$
 $$;
 
 -- new
-CREATE FUNCTION audit_trail._before_drop() RETURNS void
+CREATE FUNCTION audit_trail._before_drop(tag text) RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM audit_trail._stash_partitions(jsonb_build_object(
-        -- partitions of audited tables: their audited table and rows
-        'partitions', coalesce((
+        -- DROP TABLE and the like: partitions of audited tables, their
+        -- audited table and rows (statistics only: no table is read)
+        'partitions', CASE WHEN tag <> 'DROP TRIGGER' THEN coalesce((
             SELECT jsonb_object_agg(t.relid::oid::text, jsonb_build_object(
                        'root', audit_trail._entity_name(c.relid), 'partition', t.relid::text,
-                       'rows_estimate', audit_trail._rows_estimate(t.relid)))
+                       'rows_estimate', greatest(p.reltuples::bigint, pg_stat_get_live_tuples(p.oid), 0)))
             FROM audit_trail.config c
             JOIN pg_class k ON k.oid = c.relid AND k.relkind = 'p'
             CROSS JOIN LATERAL audit_trail._relation_tree(c.relid) t(relid)
-            WHERE t.relid <> c.relid), '{}'),
-        -- pg_audit_trail's triggers, by oid: a dropped trigger is known by
-        -- its oid only, so this is how DROP TRIGGER of one is recognised
-        'triggers', coalesce((
+            JOIN pg_class p ON p.oid = t.relid
+            WHERE t.relid <> c.relid), '{}') ELSE '{}' END,
+        -- DROP TRIGGER: pg_audit_trail's triggers by oid (a dropped trigger
+        -- is known by its oid only)
+        'triggers', CASE WHEN tag = 'DROP TRIGGER' THEN coalesce((
             SELECT jsonb_object_agg(g.oid::text, jsonb_build_object(
                        'rel', g.tgrelid, 'name', g.tgname, 'tgtype', g.tgtype,
                        'guard', g.tgfoid = 'audit_trail._guard()'::regprocedure))
             FROM pg_trigger g
-            WHERE g.tgfoid IN ('audit_trail.capture()'::regprocedure, 'audit_trail._guard()'::regprocedure)), '{}')));
+            WHERE g.tgfoid IN ('audit_trail.capture()'::regprocedure, 'audit_trail._guard()'::regprocedure)), '{}')
+            ELSE '{}' END));
 END
 $$;
 
@@ -880,7 +1094,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM audit_trail._before_drop();
+    PERFORM audit_trail._before_drop(TG_TAG);
 END
 $$;
 
@@ -977,8 +1191,8 @@ BEGIN
         FROM pg_event_trigger_dropped_objects() o
         WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND o.object_type IN ('table', 'foreign table')
     LOOP
-        DELETE FROM audit_trail.table_names WHERE relid::oid = d.objid;
-        DELETE FROM audit_trail.config WHERE relid::oid = d.objid RETURNING * INTO cfg;
+        DELETE FROM audit_trail.table_names WHERE relid = d.objid::regclass;
+        DELETE FROM audit_trail.config WHERE relid = d.objid::regclass RETURNING * INTO cfg;
         IF FOUND THEN
             PERFORM audit_trail._write_event(
                 'AUDIT_DISABLED', 'audit_trail.config', d.object_identity,
@@ -998,213 +1212,11 @@ BEGIN
 END
 $$;
 
--- changed
-CREATE OR REPLACE FUNCTION audit_trail._partition_bounds()
-RETURNS TABLE(partition regclass, range_start timestamptz, range_end timestamptz, archived boolean)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-SET datestyle = 'ISO, YMD'
-SET timezone = 'UTC'
-AS $$
-    SELECT k.oid::regclass,
-           (regexp_match(pg_get_expr(k.relpartbound, k.oid), 'FROM \(''([^'']+)''\)'))[1]::timestamptz,
-           (regexp_match(pg_get_expr(k.relpartbound, k.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz,
-           false
-    FROM pg_inherits i
-    JOIN pg_class k ON k.oid = i.inhrelid
-    WHERE i.inhparent = 'audit_trail.events'::regclass
-      AND pg_get_expr(k.relpartbound, k.oid) <> 'DEFAULT';
-$$;
-
--- changed
-CREATE OR REPLACE FUNCTION audit_trail._create_partition(range_start timestamptz, range_end timestamptz)
-RETURNS regclass
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-SET datestyle = 'ISO, YMD'
-SET timezone = 'UTC'
-AS $$
-DECLARE
-    name text := 'events_p' || to_char(range_start AT TIME ZONE 'UTC', 'YYYYMMDD');
-    rel regclass;
-BEGIN
-    EXECUTE format('CREATE TABLE audit_trail.%I (LIKE audit_trail.events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name);
-    rel := format('audit_trail.%I', name)::regclass;
-    EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', rel);
-    LOCK TABLE audit_trail.events_default IN EXCLUSIVE MODE;
-    IF EXISTS (SELECT 1 FROM audit_trail.events_default
-               WHERE occurred_at >= range_start AND occurred_at < range_end) THEN
-        EXECUTE format('INSERT INTO %s SELECT * FROM audit_trail.events_default
-                        WHERE occurred_at >= $1 AND occurred_at < $2', rel)
-            USING range_start, range_end;
-        PERFORM audit_trail._trim_default(range_start, range_end);
-    END IF;
-    PERFORM audit_trail._index_partition(rel);
-    EXECUTE format('ALTER TABLE audit_trail.events ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)',
-                   rel, range_start, range_end);
-    PERFORM audit_trail._guard_table(rel);
-    RETURN rel;
-END
-$$;
-
--- new
-CREATE FUNCTION audit_trail._lock_maintenance() RETURNS void
-LANGUAGE sql
-SET search_path = pg_catalog, pg_temp
-AS $$ LOCK TABLE audit_trail.archived_partitions IN SHARE ROW EXCLUSIVE MODE $$;
-
--- changed
-CREATE OR REPLACE FUNCTION audit_trail._premake()
-RETURNS TABLE(action text, partition text)
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    kind text := audit_trail._partition_interval_kind();
-    ahead int := audit_trail._setting('audit_trail.premake')::int;
-    last_end timestamptz;
-    start_at timestamptz;
-    goal timestamptz;
-BEGIN
-    goal := audit_trail._period_after(now(), kind, ahead + 1);
-    SELECT max(b.range_end) INTO last_end FROM audit_trail._partition_bounds() b;
-    IF last_end >= goal THEN
-        RETURN;
-    END IF;
-    PERFORM audit_trail._lock_maintenance();
-    SELECT max(b.range_end) INTO last_end FROM audit_trail._partition_bounds() b;
-    start_at := audit_trail._period_start(now(), kind);
-    IF last_end IS NOT NULL AND last_end > start_at THEN
-        start_at := last_end;
-    END IF;
-    goal := audit_trail._period_after(now(), kind, ahead + 1);
-    WHILE start_at < goal LOOP
-        action := 'created';
-        partition := audit_trail._create_partition(start_at, audit_trail._period_after(start_at, kind))::text;
-        RETURN NEXT;
-        start_at := audit_trail._period_after(start_at, kind);
-    END LOOP;
-END
-$$;
-
--- changed
-CREATE OR REPLACE FUNCTION audit_trail._apply_retention(keep interval, archive boolean)
-RETURNS TABLE(action text, partition text, rows bigint)
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    cutoff timestamptz;
-    keep_archived interval := audit_trail._interval_setting('audit_trail.archive_retention');
-    p record;
-    target text;
-    n bigint;
-BEGIN
-    IF keep IS NOT NULL AND keep < interval '0' THEN
-        RAISE EXCEPTION 'keep must not be negative, not %', keep
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    PERFORM audit_trail._lock_maintenance();
-
-    IF keep IS NOT NULL AND keep > interval '0' THEN
-        cutoff := now() - keep;
-        FOR p IN
-            SELECT b.partition, b.range_start, b.range_end
-            FROM audit_trail._partition_bounds() b
-            WHERE b.range_end <= cutoff
-            ORDER BY b.range_start
-        LOOP
-            EXECUTE format('SELECT count(*) FROM %s', p.partition) INTO n;
-            IF archive THEN
-                EXECUTE format('ALTER TABLE audit_trail.events DETACH PARTITION %s', p.partition);
-                target := (SELECT relname FROM pg_class WHERE oid = p.partition);
-                WHILE to_regclass(format('audit_trail_archive.%I', target)) IS NOT NULL LOOP
-                    target := target || '_';
-                END LOOP;
-                IF target <> (SELECT relname FROM pg_class WHERE oid = p.partition) THEN
-                    EXECUTE format('ALTER TABLE %s RENAME TO %I', p.partition, target);
-                END IF;
-                EXECUTE format('ALTER TABLE %s SET SCHEMA audit_trail_archive', p.partition);
-                INSERT INTO audit_trail.archived_partitions VALUES (p.partition, p.range_start, p.range_end, now());
-                action := 'archived';
-                partition := p.partition::text;
-            ELSE
-                partition := p.partition::text;
-                PERFORM audit_trail._retention_drop(p.partition);
-                action := 'dropped';
-            END IF;
-            rows := n;
-            RETURN NEXT;
-        END LOOP;
-
-        n := audit_trail._trim_default(NULL, cutoff);
-        IF n > 0 THEN
-            action := 'trimmed';
-            partition := 'audit_trail.events_default';
-            rows := n;
-            RETURN NEXT;
-        END IF;
-    END IF;
-
-    IF keep_archived IS NOT NULL AND keep_archived > interval '0' THEN
-        FOR p IN
-            SELECT a.partition, a.range_end FROM audit_trail.archived_partitions a
-            WHERE a.range_end <= now() - keep_archived
-            ORDER BY a.range_start
-        LOOP
-            EXECUTE format('SELECT count(*) FROM %s', p.partition) INTO n;
-            partition := p.partition::text;
-            DELETE FROM audit_trail.archived_partitions a WHERE a.partition = p.partition;
-            PERFORM audit_trail._retention_drop(p.partition);
-            action := 'dropped';
-            rows := n;
-            RETURN NEXT;
-        END LOOP;
-    END IF;
-END
-$$;
-
--- changed
-CREATE OR REPLACE FUNCTION audit_trail.maintain() RETURNS TABLE(action text, partition text)
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    r record;
-    done jsonb := '[]';
-    keep interval := audit_trail._interval_setting('audit_trail.retention');
-    archive boolean := audit_trail._setting('audit_trail.archive')::boolean;
-    problems int := 0;
-BEGIN
-    FOR r IN
-        SELECT p.action, p.partition, NULL::bigint AS rows FROM audit_trail._premake() p
-        UNION ALL
-        SELECT * FROM audit_trail._apply_retention(keep, archive)
-    LOOP
-        action := r.action; partition := r.partition;
-        RETURN NEXT;
-        done := done || jsonb_strip_nulls(jsonb_build_object('action', r.action, 'partition', r.partition, 'rows', r.rows));
-    END LOOP;
-    FOR r IN SELECT c.table_name, c.problem FROM audit_trail.check() c LOOP
-        PERFORM audit_trail._write_system_event('CAPTURE_PROBLEM',
-            coalesce(audit_trail._entity_name(r.table_name), 'audit_trail.events'),
-            jsonb_build_object('table', r.table_name::text, 'problem', r.problem));
-        problems := problems + 1;
-    END LOOP;
-    PERFORM audit_trail._write_system_event('MAINTENANCE', 'audit_trail.events',
-        jsonb_build_object('done', done, 'partition_interval', audit_trail._setting('audit_trail.partition_interval'),
-                           'premake', audit_trail._setting('audit_trail.premake')::int,
-                           'retention', audit_trail._setting('audit_trail.retention'), 'archive', archive,
-                           'capture_problems', problems));
-END
-$$;
-
 
 -- Event triggers: one more (before DROP and trigger DDL), more tags, all fire ALWAYS.
 DROP EVENT TRIGGER audit_trail_ddl_end;
 CREATE EVENT TRIGGER audit_trail_ddl_start ON ddl_command_start
-    WHEN TAG IN ('DROP TABLE', 'DROP FOREIGN TABLE', 'DROP SCHEMA', 'DROP OWNED', 'DROP TRIGGER',
-                 'CREATE TRIGGER', 'ALTER TRIGGER')
+    WHEN TAG IN ('DROP TABLE', 'DROP FOREIGN TABLE', 'DROP SCHEMA', 'DROP OWNED', 'DROP TRIGGER')
     EXECUTE FUNCTION audit_trail._on_ddl_start();
 CREATE EVENT TRIGGER audit_trail_ddl_end ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER SCHEMA',
@@ -1271,7 +1283,7 @@ GRANT EXECUTE ON FUNCTION audit_trail._in_transaction_block() TO PUBLIC;
 -- command from pg_event_trigger_ddl_commands() (it answers only inside the
 -- event trigger) and _before_drop only notes what the catalog says now, so
 -- neither can be made to record anything that did not happen.
-GRANT EXECUTE ON FUNCTION audit_trail._after_ddl(jsonb[]), audit_trail._before_drop() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION audit_trail._after_ddl(jsonb[]), audit_trail._before_drop(text) TO PUBLIC;
 -- _on_ddl_end describes the command as the user who ran it (names resolve
 -- as they did for the command); a pg_ddl_command exists only there.
 GRANT EXECUTE ON FUNCTION audit_trail._ddl_subcommands(pg_ddl_command) TO PUBLIC;

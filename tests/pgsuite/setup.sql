@@ -97,6 +97,11 @@ BEGIN
             WHEN k.nspname IN ('audit_trail', 'audit_trail_archive', 'pgsuite') THEN 'pg_audit_trail''s or pgsuite''s own'
             WHEN k.relpersistence = 't' THEN 'temporary table'
             WHEN k.relispartition THEN 'partition'
+            -- enable() reads and writes pg_audit_trail's tables: in a
+            -- SERIALIZABLE transaction of the suite's, running beside
+            -- others, that may end in a serialization failure (40001), as
+            -- any write may; an application retries, the suite cannot.
+            WHEN current_setting('transaction_isolation') = 'serializable' THEN 'serializable transaction'
             WHEN EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = k.oid) THEN 'inheritance child'
             -- A partitioned table made by CREATE SCHEMA ... CREATE TABLE has
             -- its partitions already when this runs: those are no reason.
