@@ -79,13 +79,15 @@ CREATE FUNCTION audit_trail._audited_root(rel regclass) RETURNS regclass
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+    -- rel and its partition ancestors (topmost last), each looked up in
+    -- config by its key: the cost does not grow with the number of audited
+    -- tables.
     SELECT c.relid
-    FROM audit_trail.config c
-    LEFT JOIN LATERAL (
-        SELECT a.ord FROM pg_partition_ancestors(rel) WITH ORDINALITY AS a(relid, ord)
-        WHERE a.relid = c.relid) a ON true
-    WHERE c.relid = rel OR a.ord IS NOT NULL
-    ORDER BY coalesce(a.ord, 1) DESC
+    FROM (SELECT rel::oid AS r, 0::bigint AS ord
+          UNION ALL
+          SELECT a.relid::oid, a.ord FROM pg_partition_ancestors(rel) WITH ORDINALITY AS a(relid, ord)) x
+    JOIN audit_trail.config c ON c.relid = x.r::regclass
+    ORDER BY x.ord DESC
     LIMIT 1;
 $$;
 
@@ -258,9 +260,8 @@ DECLARE
 BEGIN
     FOR t IN
         SELECT g.tgrelid::regclass AS rel, g.tgname
-        FROM pg_trigger g
-        WHERE g.tgrelid IN (SELECT audit_trail._relation_tree(target))
-          AND g.tgfoid = 'audit_trail.capture()'::regprocedure AND g.tgparentid = 0
+        FROM audit_trail._relation_tree(target) r JOIN pg_trigger g ON g.tgrelid = r
+        WHERE g.tgfoid = 'audit_trail.capture()'::regprocedure AND g.tgparentid = 0
           AND NOT EXISTS (SELECT 1 FROM unnest(actions) a
                           WHERE g.tgtype::int & audit_trail._trigger_action_bit(a) <> 0)
     LOOP
@@ -269,9 +270,8 @@ BEGIN
     PERFORM audit_trail._install_triggers(target, actions);
     FOR t IN
         SELECT g.tgrelid::regclass AS rel, g.tgname, audit_trail._own_trigger_state(g.tgfoid, g.tgtype) AS want
-        FROM pg_trigger g
-        WHERE g.tgrelid IN (SELECT audit_trail._relation_tree(target))
-          AND g.tgfoid = 'audit_trail.capture()'::regprocedure
+        FROM audit_trail._relation_tree(target) r JOIN pg_trigger g ON g.tgrelid = r
+        WHERE g.tgfoid = 'audit_trail.capture()'::regprocedure
           AND g.tgenabled <> audit_trail._own_trigger_state(g.tgfoid, g.tgtype)
     LOOP
         EXECUTE format('ALTER TABLE %s %s TRIGGER %I', t.rel, audit_trail._trigger_state_name(t.want), t.tgname);

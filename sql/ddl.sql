@@ -25,7 +25,7 @@ AS 'MODULE_PATHNAME', 'audit_trail_ddl_subcommands';
 -- from pg_inherits: unlike pg_partition_tree() it locks nothing (DDL on one
 -- table must not wait for another's locks) and includes a plain table.
 CREATE FUNCTION audit_trail._relation_tree(rel regclass) RETURNS SETOF regclass
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE ROWS 10
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH RECURSIVE t(r) AS (
@@ -467,7 +467,10 @@ BEGIN
         -- Capture triggers and guards keep their state. Named in
         -- ENABLE/DISABLE TRIGGER: refused. Switched by ... TRIGGER ALL/USER
         -- (pg_restore --disable-triggers): put back, with a NOTICE.
-        IF root IS NOT NULL OR rel IN (SELECT audit_trail._relation_tree('audit_trail.events')) THEN
+        -- Only ENABLE/DISABLE TRIGGER subcommands change a trigger's state.
+        IF (root IS NOT NULL OR rel IN (SELECT audit_trail._relation_tree('audit_trail.events')))
+           AND EXISTS (SELECT 1 FROM jsonb_array_elements(cmd.subs) s
+                       WHERE s ->> 'type' ~ '^(ENABLE|DISABLE)( ALWAYS| REPLICA)? TRIGGER') THEN
             named := ARRAY(SELECT s ->> 'name' FROM jsonb_array_elements(cmd.subs) s
                            WHERE s ->> 'type' IN ('ENABLE TRIGGER', 'ENABLE ALWAYS TRIGGER',
                                                   'ENABLE REPLICA TRIGGER', 'DISABLE TRIGGER'));
@@ -476,9 +479,8 @@ BEGIN
             FOR t IN
                 SELECT g.tgrelid::regclass AS rel, g.tgname, g.tgenabled,
                        audit_trail._own_trigger_state(g.tgfoid, g.tgtype) AS want
-                FROM pg_trigger g
-                WHERE g.tgrelid IN (SELECT audit_trail._relation_tree(rel))
-                  AND g.tgenabled <> audit_trail._own_trigger_state(g.tgfoid, g.tgtype)
+                FROM audit_trail._relation_tree(rel) r JOIN pg_trigger g ON g.tgrelid = r
+                WHERE g.tgenabled <> audit_trail._own_trigger_state(g.tgfoid, g.tgtype)
                 ORDER BY 1, 2
             LOOP
                 IF t.rel = rel AND t.tgname = ANY (named) THEN
@@ -548,13 +550,14 @@ BEGIN
             IF jsonb_array_length(schema_subs) = 0 AND jsonb_array_length(cmd.subs) > 0 THEN
                 CONTINUE;
             END IF;
-            CONTINUE WHEN jsonb_array_length(schema_subs) > 0 AND NOT EXISTS (
+            CONTINUE WHEN jsonb_array_length(schema_subs) > 0
+                AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(schema_subs) s
+                                WHERE s ->> 'type' NOT IN ('ENABLE ALWAYS TRIGGER', 'ENABLE REPLICA TRIGGER'))
+                AND NOT EXISTS (
                 SELECT 1 FROM jsonb_array_elements(schema_subs) s
-                WHERE NOT (s ->> 'type' IN ('ENABLE ALWAYS TRIGGER', 'ENABLE REPLICA TRIGGER')
-                           AND EXISTS (SELECT 1 FROM pg_trigger g
-                                       WHERE g.tgrelid IN (SELECT audit_trail._relation_tree(rel))
-                                         AND g.tgname = s ->> 'name'
-                                         AND audit_trail._own_trigger_state(g.tgfoid, g.tgtype) = g.tgenabled)));
+                WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g
+                                  WHERE g.tgrelid = rel AND g.tgname = s ->> 'name'
+                                    AND audit_trail._own_trigger_state(g.tgfoid, g.tgtype) = g.tgenabled));
             PERFORM audit_trail._write_event('SCHEMA_CHANGED', audit_trail._entity_name(root), NULL,
                 jsonb_strip_nulls(jsonb_build_object(
                     'command', cmd.command_tag, 'subcommands', schema_subs,

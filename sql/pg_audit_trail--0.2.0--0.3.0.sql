@@ -31,6 +31,23 @@ STRICT VOLATILE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'stashed_partitions_wrapper';
 
+-- changed
+CREATE OR REPLACE FUNCTION audit_trail._audited_root(rel regclass) RETURNS regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- rel and its partition ancestors (topmost last), each looked up in
+    -- config by its key: the cost does not grow with the number of audited
+    -- tables.
+    SELECT c.relid
+    FROM (SELECT rel::oid AS r, 0::bigint AS ord
+          UNION ALL
+          SELECT a.relid::oid, a.ord FROM pg_partition_ancestors(rel) WITH ORDINALITY AS a(relid, ord)) x
+    JOIN audit_trail.config c ON c.relid = x.r::regclass
+    ORDER BY x.ord DESC
+    LIMIT 1;
+$$;
+
 -- new
 CREATE FUNCTION audit_trail._is_capture_trigger(g pg_trigger, act text, row_level boolean) RETURNS boolean
 LANGUAGE sql STABLE
@@ -170,9 +187,8 @@ DECLARE
 BEGIN
     FOR t IN
         SELECT g.tgrelid::regclass AS rel, g.tgname
-        FROM pg_trigger g
-        WHERE g.tgrelid IN (SELECT audit_trail._relation_tree(target))
-          AND g.tgfoid = 'audit_trail.capture()'::regprocedure AND g.tgparentid = 0
+        FROM audit_trail._relation_tree(target) r JOIN pg_trigger g ON g.tgrelid = r
+        WHERE g.tgfoid = 'audit_trail.capture()'::regprocedure AND g.tgparentid = 0
           AND NOT EXISTS (SELECT 1 FROM unnest(actions) a
                           WHERE g.tgtype::int & audit_trail._trigger_action_bit(a) <> 0)
     LOOP
@@ -181,9 +197,8 @@ BEGIN
     PERFORM audit_trail._install_triggers(target, actions);
     FOR t IN
         SELECT g.tgrelid::regclass AS rel, g.tgname, audit_trail._own_trigger_state(g.tgfoid, g.tgtype) AS want
-        FROM pg_trigger g
-        WHERE g.tgrelid IN (SELECT audit_trail._relation_tree(target))
-          AND g.tgfoid = 'audit_trail.capture()'::regprocedure
+        FROM audit_trail._relation_tree(target) r JOIN pg_trigger g ON g.tgrelid = r
+        WHERE g.tgfoid = 'audit_trail.capture()'::regprocedure
           AND g.tgenabled <> audit_trail._own_trigger_state(g.tgfoid, g.tgtype)
     LOOP
         EXECUTE format('ALTER TABLE %s %s TRIGGER %I', t.rel, audit_trail._trigger_state_name(t.want), t.tgname);
@@ -523,7 +538,7 @@ AS 'MODULE_PATHNAME', 'audit_trail_ddl_subcommands';
 
 -- new
 CREATE FUNCTION audit_trail._relation_tree(rel regclass) RETURNS SETOF regclass
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE ROWS 10
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH RECURSIVE t(r) AS (
@@ -950,7 +965,10 @@ BEGIN
         -- Capture triggers and guards keep their state. Named in
         -- ENABLE/DISABLE TRIGGER: refused. Switched by ... TRIGGER ALL/USER
         -- (pg_restore --disable-triggers): put back, with a NOTICE.
-        IF root IS NOT NULL OR rel IN (SELECT audit_trail._relation_tree('audit_trail.events')) THEN
+        -- Only ENABLE/DISABLE TRIGGER subcommands change a trigger's state.
+        IF (root IS NOT NULL OR rel IN (SELECT audit_trail._relation_tree('audit_trail.events')))
+           AND EXISTS (SELECT 1 FROM jsonb_array_elements(cmd.subs) s
+                       WHERE s ->> 'type' ~ '^(ENABLE|DISABLE)( ALWAYS| REPLICA)? TRIGGER') THEN
             named := ARRAY(SELECT s ->> 'name' FROM jsonb_array_elements(cmd.subs) s
                            WHERE s ->> 'type' IN ('ENABLE TRIGGER', 'ENABLE ALWAYS TRIGGER',
                                                   'ENABLE REPLICA TRIGGER', 'DISABLE TRIGGER'));
@@ -959,9 +977,8 @@ BEGIN
             FOR t IN
                 SELECT g.tgrelid::regclass AS rel, g.tgname, g.tgenabled,
                        audit_trail._own_trigger_state(g.tgfoid, g.tgtype) AS want
-                FROM pg_trigger g
-                WHERE g.tgrelid IN (SELECT audit_trail._relation_tree(rel))
-                  AND g.tgenabled <> audit_trail._own_trigger_state(g.tgfoid, g.tgtype)
+                FROM audit_trail._relation_tree(rel) r JOIN pg_trigger g ON g.tgrelid = r
+                WHERE g.tgenabled <> audit_trail._own_trigger_state(g.tgfoid, g.tgtype)
                 ORDER BY 1, 2
             LOOP
                 IF t.rel = rel AND t.tgname = ANY (named) THEN
@@ -1031,13 +1048,14 @@ BEGIN
             IF jsonb_array_length(schema_subs) = 0 AND jsonb_array_length(cmd.subs) > 0 THEN
                 CONTINUE;
             END IF;
-            CONTINUE WHEN jsonb_array_length(schema_subs) > 0 AND NOT EXISTS (
+            CONTINUE WHEN jsonb_array_length(schema_subs) > 0
+                AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(schema_subs) s
+                                WHERE s ->> 'type' NOT IN ('ENABLE ALWAYS TRIGGER', 'ENABLE REPLICA TRIGGER'))
+                AND NOT EXISTS (
                 SELECT 1 FROM jsonb_array_elements(schema_subs) s
-                WHERE NOT (s ->> 'type' IN ('ENABLE ALWAYS TRIGGER', 'ENABLE REPLICA TRIGGER')
-                           AND EXISTS (SELECT 1 FROM pg_trigger g
-                                       WHERE g.tgrelid IN (SELECT audit_trail._relation_tree(rel))
-                                         AND g.tgname = s ->> 'name'
-                                         AND audit_trail._own_trigger_state(g.tgfoid, g.tgtype) = g.tgenabled)));
+                WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g
+                                  WHERE g.tgrelid = rel AND g.tgname = s ->> 'name'
+                                    AND audit_trail._own_trigger_state(g.tgfoid, g.tgtype) = g.tgenabled));
             PERFORM audit_trail._write_event('SCHEMA_CHANGED', audit_trail._entity_name(root), NULL,
                 jsonb_strip_nulls(jsonb_build_object(
                     'command', cmd.command_tag, 'subcommands', schema_subs,
