@@ -91,10 +91,11 @@ AS $$
     LIMIT 1;
 $$;
 
-CREATE FUNCTION audit_trail._trigger_names() RETURNS text[]
+-- An action's bit in pg_trigger.tgtype (NULL for anything else).
+CREATE FUNCTION audit_trail._trigger_action_bit(action text) RETURNS int
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT ARRAY['audit_trail_insert', 'audit_trail_update', 'audit_trail_delete', 'audit_trail_truncate'] $$;
+AS $$ SELECT CASE upper(action) WHEN 'INSERT' THEN 4 WHEN 'DELETE' THEN 8 WHEN 'UPDATE' THEN 16 WHEN 'TRUNCATE' THEN 32 END $$;
 
 -- Whether g is one of the capture triggers pg_audit_trail installs for
 -- `act` at that level: its function, AFTER, for every row and column, no
@@ -106,8 +107,7 @@ AS $$
     SELECT g.tgfoid = 'audit_trail.capture()'::regprocedure
        AND (g.tgtype::int & 1 = 1) = row_level
        AND g.tgtype::int & (2 | 64) = 0
-       AND g.tgtype::int & CASE upper(act) WHEN 'INSERT' THEN 4 WHEN 'DELETE' THEN 8
-                                           WHEN 'UPDATE' THEN 16 WHEN 'TRUNCATE' THEN 32 ELSE 0 END <> 0
+       AND g.tgtype::int & coalesce(audit_trail._trigger_action_bit(act), 0) <> 0
        AND g.tgqual IS NULL AND cardinality(g.tgattr::int2[]) = 0
        AND (row_level OR upper(act) = 'TRUNCATE'
             OR ((upper(act) = 'DELETE' OR g.tgnewtable IS NOT NULL)
@@ -139,7 +139,6 @@ AS $$
 DECLARE
     r record;
     act text;
-    bit int;
     row_level boolean;
     trg text;
 BEGIN
@@ -159,7 +158,6 @@ BEGIN
             CONTINUE;
         END IF;
         FOREACH act IN ARRAY actions LOOP
-            bit := CASE upper(act) WHEN 'INSERT' THEN 4 WHEN 'DELETE' THEN 8 WHEN 'UPDATE' THEN 16 WHEN 'TRUNCATE' THEN 32 END;
             FOREACH row_level IN ARRAY CASE WHEN upper(act) = 'TRUNCATE' OR r.relkind = 'p' THEN ARRAY[false]
                                             ELSE ARRAY[false, true] END LOOP
                 -- Ours, of this action and level, AFTER, for every row and column.

@@ -36,11 +36,6 @@ AS $$
     SELECT r::regclass FROM t
 $$;
 
--- Bits of pg_trigger.tgtype.
-CREATE FUNCTION audit_trail._trigger_action_bit(action text) RETURNS int
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT CASE upper(action) WHEN 'INSERT' THEN 4 WHEN 'DELETE' THEN 8 WHEN 'UPDATE' THEN 16 WHEN 'TRUNCATE' THEN 32 END $$;
 
 -- The state each of pg_audit_trail's triggers must be in: capture at
 -- statement level and the guards fire ALWAYS; capture's row-level triggers

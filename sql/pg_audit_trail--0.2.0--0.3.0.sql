@@ -9,6 +9,9 @@
 -- removed
 DROP FUNCTION audit_trail._after_ddl(oid[],text[],oid[]);
 
+-- removed
+DROP FUNCTION audit_trail._trigger_names();
+
 -- new
 CREATE  FUNCTION "_refuse_if_settings_moved"(
 	"rels" oid[]
@@ -49,6 +52,12 @@ AS $$
 $$;
 
 -- new
+CREATE FUNCTION audit_trail._trigger_action_bit(action text) RETURNS int
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT CASE upper(action) WHEN 'INSERT' THEN 4 WHEN 'DELETE' THEN 8 WHEN 'UPDATE' THEN 16 WHEN 'TRUNCATE' THEN 32 END $$;
+
+-- new
 CREATE FUNCTION audit_trail._is_capture_trigger(g pg_trigger, act text, row_level boolean) RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -56,8 +65,7 @@ AS $$
     SELECT g.tgfoid = 'audit_trail.capture()'::regprocedure
        AND (g.tgtype::int & 1 = 1) = row_level
        AND g.tgtype::int & (2 | 64) = 0
-       AND g.tgtype::int & CASE upper(act) WHEN 'INSERT' THEN 4 WHEN 'DELETE' THEN 8
-                                           WHEN 'UPDATE' THEN 16 WHEN 'TRUNCATE' THEN 32 ELSE 0 END <> 0
+       AND g.tgtype::int & coalesce(audit_trail._trigger_action_bit(act), 0) <> 0
        AND g.tgqual IS NULL AND cardinality(g.tgattr::int2[]) = 0
        AND (row_level OR upper(act) = 'TRUNCATE'
             OR ((upper(act) = 'DELETE' OR g.tgnewtable IS NOT NULL)
@@ -72,7 +80,6 @@ AS $$
 DECLARE
     r record;
     act text;
-    bit int;
     row_level boolean;
     trg text;
 BEGIN
@@ -92,7 +99,6 @@ BEGIN
             CONTINUE;
         END IF;
         FOREACH act IN ARRAY actions LOOP
-            bit := CASE upper(act) WHEN 'INSERT' THEN 4 WHEN 'DELETE' THEN 8 WHEN 'UPDATE' THEN 16 WHEN 'TRUNCATE' THEN 32 END;
             FOREACH row_level IN ARRAY CASE WHEN upper(act) = 'TRUNCATE' OR r.relkind = 'p' THEN ARRAY[false]
                                             ELSE ARRAY[false, true] END LOOP
                 -- Ours, of this action and level, AFTER, for every row and column.
@@ -330,207 +336,6 @@ BEGIN
 END
 $$;
 
--- changed
-CREATE OR REPLACE FUNCTION audit_trail._partition_bounds()
-RETURNS TABLE(partition regclass, range_start timestamptz, range_end timestamptz, archived boolean)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-SET datestyle = 'ISO, YMD'
-SET timezone = 'UTC'
-AS $$
-    SELECT k.oid::regclass,
-           (regexp_match(pg_get_expr(k.relpartbound, k.oid), 'FROM \(''([^'']+)''\)'))[1]::timestamptz,
-           (regexp_match(pg_get_expr(k.relpartbound, k.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz,
-           false
-    FROM pg_inherits i
-    JOIN pg_class k ON k.oid = i.inhrelid
-    WHERE i.inhparent = 'audit_trail.events'::regclass
-      AND pg_get_expr(k.relpartbound, k.oid) <> 'DEFAULT';
-$$;
-
--- changed
-CREATE OR REPLACE FUNCTION audit_trail._create_partition(range_start timestamptz, range_end timestamptz)
-RETURNS regclass
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-SET datestyle = 'ISO, YMD'
-SET timezone = 'UTC'
-AS $$
-DECLARE
-    name text := 'events_p' || to_char(range_start AT TIME ZONE 'UTC', 'YYYYMMDD');
-    rel regclass;
-BEGIN
-    EXECUTE format('CREATE TABLE audit_trail.%I (LIKE audit_trail.events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name);
-    rel := format('audit_trail.%I', name)::regclass;
-    EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', rel);
-    LOCK TABLE audit_trail.events_default IN EXCLUSIVE MODE;
-    IF EXISTS (SELECT 1 FROM audit_trail.events_default
-               WHERE occurred_at >= range_start AND occurred_at < range_end) THEN
-        EXECUTE format('INSERT INTO %s SELECT * FROM audit_trail.events_default
-                        WHERE occurred_at >= $1 AND occurred_at < $2', rel)
-            USING range_start, range_end;
-        PERFORM audit_trail._trim_default(range_start, range_end);
-    END IF;
-    PERFORM audit_trail._index_partition(rel);
-    EXECUTE format('ALTER TABLE audit_trail.events ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)',
-                   rel, range_start, range_end);
-    PERFORM audit_trail._guard_table(rel);
-    RETURN rel;
-END
-$$;
-
--- new
-CREATE FUNCTION audit_trail._lock_maintenance() RETURNS void
-LANGUAGE sql
-SET search_path = pg_catalog, pg_temp
-AS $$ LOCK TABLE audit_trail.archived_partitions IN SHARE ROW EXCLUSIVE MODE $$;
-
--- changed
-CREATE OR REPLACE FUNCTION audit_trail._premake()
-RETURNS TABLE(action text, partition text)
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    kind text := audit_trail._partition_interval_kind();
-    ahead int := audit_trail._setting('audit_trail.premake')::int;
-    last_end timestamptz;
-    start_at timestamptz;
-    goal timestamptz;
-BEGIN
-    goal := audit_trail._period_after(now(), kind, ahead + 1);
-    SELECT max(b.range_end) INTO last_end FROM audit_trail._partition_bounds() b;
-    IF last_end >= goal THEN
-        RETURN;
-    END IF;
-    PERFORM audit_trail._lock_maintenance();
-    SELECT max(b.range_end) INTO last_end FROM audit_trail._partition_bounds() b;
-    start_at := audit_trail._period_start(now(), kind);
-    IF last_end IS NOT NULL AND last_end > start_at THEN
-        start_at := last_end;
-    END IF;
-    goal := audit_trail._period_after(now(), kind, ahead + 1);
-    WHILE start_at < goal LOOP
-        action := 'created';
-        partition := audit_trail._create_partition(start_at, audit_trail._period_after(start_at, kind))::text;
-        RETURN NEXT;
-        start_at := audit_trail._period_after(start_at, kind);
-    END LOOP;
-END
-$$;
-
--- changed
-CREATE OR REPLACE FUNCTION audit_trail._apply_retention(keep interval, archive boolean)
-RETURNS TABLE(action text, partition text, rows bigint)
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    cutoff timestamptz;
-    keep_archived interval := audit_trail._interval_setting('audit_trail.archive_retention');
-    p record;
-    target text;
-    n bigint;
-BEGIN
-    IF keep IS NOT NULL AND keep < interval '0' THEN
-        RAISE EXCEPTION 'keep must not be negative, not %', keep
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    PERFORM audit_trail._lock_maintenance();
-
-    IF keep IS NOT NULL AND keep > interval '0' THEN
-        cutoff := now() - keep;
-        FOR p IN
-            SELECT b.partition, b.range_start, b.range_end
-            FROM audit_trail._partition_bounds() b
-            WHERE b.range_end <= cutoff
-            ORDER BY b.range_start
-        LOOP
-            EXECUTE format('SELECT count(*) FROM %s', p.partition) INTO n;
-            IF archive THEN
-                EXECUTE format('ALTER TABLE audit_trail.events DETACH PARTITION %s', p.partition);
-                target := (SELECT relname FROM pg_class WHERE oid = p.partition);
-                WHILE to_regclass(format('audit_trail_archive.%I', target)) IS NOT NULL LOOP
-                    target := target || '_';
-                END LOOP;
-                IF target <> (SELECT relname FROM pg_class WHERE oid = p.partition) THEN
-                    EXECUTE format('ALTER TABLE %s RENAME TO %I', p.partition, target);
-                END IF;
-                EXECUTE format('ALTER TABLE %s SET SCHEMA audit_trail_archive', p.partition);
-                INSERT INTO audit_trail.archived_partitions VALUES (p.partition, p.range_start, p.range_end, now());
-                action := 'archived';
-                partition := p.partition::text;
-            ELSE
-                partition := p.partition::text;
-                PERFORM audit_trail._retention_drop(p.partition);
-                action := 'dropped';
-            END IF;
-            rows := n;
-            RETURN NEXT;
-        END LOOP;
-
-        n := audit_trail._trim_default(NULL, cutoff);
-        IF n > 0 THEN
-            action := 'trimmed';
-            partition := 'audit_trail.events_default';
-            rows := n;
-            RETURN NEXT;
-        END IF;
-    END IF;
-
-    IF keep_archived IS NOT NULL AND keep_archived > interval '0' THEN
-        FOR p IN
-            SELECT a.partition, a.range_end FROM audit_trail.archived_partitions a
-            WHERE a.range_end <= now() - keep_archived
-            ORDER BY a.range_start
-        LOOP
-            EXECUTE format('SELECT count(*) FROM %s', p.partition) INTO n;
-            partition := p.partition::text;
-            DELETE FROM audit_trail.archived_partitions a WHERE a.partition = p.partition;
-            PERFORM audit_trail._retention_drop(p.partition);
-            action := 'dropped';
-            rows := n;
-            RETURN NEXT;
-        END LOOP;
-    END IF;
-END
-$$;
-
--- changed
-CREATE OR REPLACE FUNCTION audit_trail.maintain() RETURNS TABLE(action text, partition text)
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    r record;
-    done jsonb := '[]';
-    keep interval := audit_trail._interval_setting('audit_trail.retention');
-    archive boolean := audit_trail._setting('audit_trail.archive')::boolean;
-    problems int := 0;
-BEGIN
-    FOR r IN
-        SELECT p.action, p.partition, NULL::bigint AS rows FROM audit_trail._premake() p
-        UNION ALL
-        SELECT * FROM audit_trail._apply_retention(keep, archive)
-    LOOP
-        action := r.action; partition := r.partition;
-        RETURN NEXT;
-        done := done || jsonb_strip_nulls(jsonb_build_object('action', r.action, 'partition', r.partition, 'rows', r.rows));
-    END LOOP;
-    FOR r IN SELECT c.table_name, c.problem FROM audit_trail.check() c LOOP
-        PERFORM audit_trail._write_system_event('CAPTURE_PROBLEM',
-            coalesce(audit_trail._entity_name(r.table_name), 'audit_trail.events'),
-            jsonb_build_object('table', r.table_name::text, 'problem', r.problem));
-        problems := problems + 1;
-    END LOOP;
-    PERFORM audit_trail._write_system_event('MAINTENANCE', 'audit_trail.events',
-        jsonb_build_object('done', done, 'partition_interval', audit_trail._setting('audit_trail.partition_interval'),
-                           'premake', audit_trail._setting('audit_trail.premake')::int,
-                           'retention', audit_trail._setting('audit_trail.retention'), 'archive', archive,
-                           'capture_problems', problems));
-END
-$$;
-
 -- new
 CREATE FUNCTION audit_trail._ddl_subcommands(pg_ddl_command) RETURNS jsonb
 LANGUAGE c STRICT
@@ -548,12 +353,6 @@ AS $$
         JOIN pg_class k ON k.oid = i.inhrelid AND k.relispartition)
     SELECT r::regclass FROM t
 $$;
-
--- new
-CREATE FUNCTION audit_trail._trigger_action_bit(action text) RETURNS int
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT CASE upper(action) WHEN 'INSERT' THEN 4 WHEN 'DELETE' THEN 8 WHEN 'UPDATE' THEN 16 WHEN 'TRUNCATE' THEN 32 END $$;
 
 -- new
 CREATE FUNCTION audit_trail._own_trigger_state(tgfoid oid, tgtype int2) RETURNS "char"
@@ -1227,6 +1026,207 @@ BEGIN
                 NULL);
         END IF;
     END LOOP;
+END
+$$;
+
+-- changed
+CREATE OR REPLACE FUNCTION audit_trail._partition_bounds()
+RETURNS TABLE(partition regclass, range_start timestamptz, range_end timestamptz, archived boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+SET datestyle = 'ISO, YMD'
+SET timezone = 'UTC'
+AS $$
+    SELECT k.oid::regclass,
+           (regexp_match(pg_get_expr(k.relpartbound, k.oid), 'FROM \(''([^'']+)''\)'))[1]::timestamptz,
+           (regexp_match(pg_get_expr(k.relpartbound, k.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz,
+           false
+    FROM pg_inherits i
+    JOIN pg_class k ON k.oid = i.inhrelid
+    WHERE i.inhparent = 'audit_trail.events'::regclass
+      AND pg_get_expr(k.relpartbound, k.oid) <> 'DEFAULT';
+$$;
+
+-- changed
+CREATE OR REPLACE FUNCTION audit_trail._create_partition(range_start timestamptz, range_end timestamptz)
+RETURNS regclass
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET datestyle = 'ISO, YMD'
+SET timezone = 'UTC'
+AS $$
+DECLARE
+    name text := 'events_p' || to_char(range_start AT TIME ZONE 'UTC', 'YYYYMMDD');
+    rel regclass;
+BEGIN
+    EXECUTE format('CREATE TABLE audit_trail.%I (LIKE audit_trail.events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name);
+    rel := format('audit_trail.%I', name)::regclass;
+    EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', rel);
+    LOCK TABLE audit_trail.events_default IN EXCLUSIVE MODE;
+    IF EXISTS (SELECT 1 FROM audit_trail.events_default
+               WHERE occurred_at >= range_start AND occurred_at < range_end) THEN
+        EXECUTE format('INSERT INTO %s SELECT * FROM audit_trail.events_default
+                        WHERE occurred_at >= $1 AND occurred_at < $2', rel)
+            USING range_start, range_end;
+        PERFORM audit_trail._trim_default(range_start, range_end);
+    END IF;
+    PERFORM audit_trail._index_partition(rel);
+    EXECUTE format('ALTER TABLE audit_trail.events ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)',
+                   rel, range_start, range_end);
+    PERFORM audit_trail._guard_table(rel);
+    RETURN rel;
+END
+$$;
+
+-- new
+CREATE FUNCTION audit_trail._lock_maintenance() RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ LOCK TABLE audit_trail.archived_partitions IN SHARE ROW EXCLUSIVE MODE $$;
+
+-- changed
+CREATE OR REPLACE FUNCTION audit_trail._premake()
+RETURNS TABLE(action text, partition text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text := audit_trail._partition_interval_kind();
+    ahead int := audit_trail._setting('audit_trail.premake')::int;
+    last_end timestamptz;
+    start_at timestamptz;
+    goal timestamptz;
+BEGIN
+    goal := audit_trail._period_after(now(), kind, ahead + 1);
+    SELECT max(b.range_end) INTO last_end FROM audit_trail._partition_bounds() b;
+    IF last_end >= goal THEN
+        RETURN;
+    END IF;
+    PERFORM audit_trail._lock_maintenance();
+    SELECT max(b.range_end) INTO last_end FROM audit_trail._partition_bounds() b;
+    start_at := audit_trail._period_start(now(), kind);
+    IF last_end IS NOT NULL AND last_end > start_at THEN
+        start_at := last_end;
+    END IF;
+    goal := audit_trail._period_after(now(), kind, ahead + 1);
+    WHILE start_at < goal LOOP
+        action := 'created';
+        partition := audit_trail._create_partition(start_at, audit_trail._period_after(start_at, kind))::text;
+        RETURN NEXT;
+        start_at := audit_trail._period_after(start_at, kind);
+    END LOOP;
+END
+$$;
+
+-- changed
+CREATE OR REPLACE FUNCTION audit_trail._apply_retention(keep interval, archive boolean)
+RETURNS TABLE(action text, partition text, rows bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cutoff timestamptz;
+    keep_archived interval := audit_trail._interval_setting('audit_trail.archive_retention');
+    p record;
+    target text;
+    n bigint;
+BEGIN
+    IF keep IS NOT NULL AND keep < interval '0' THEN
+        RAISE EXCEPTION 'keep must not be negative, not %', keep
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM audit_trail._lock_maintenance();
+
+    IF keep IS NOT NULL AND keep > interval '0' THEN
+        cutoff := now() - keep;
+        FOR p IN
+            SELECT b.partition, b.range_start, b.range_end
+            FROM audit_trail._partition_bounds() b
+            WHERE b.range_end <= cutoff
+            ORDER BY b.range_start
+        LOOP
+            EXECUTE format('SELECT count(*) FROM %s', p.partition) INTO n;
+            IF archive THEN
+                EXECUTE format('ALTER TABLE audit_trail.events DETACH PARTITION %s', p.partition);
+                target := (SELECT relname FROM pg_class WHERE oid = p.partition);
+                WHILE to_regclass(format('audit_trail_archive.%I', target)) IS NOT NULL LOOP
+                    target := target || '_';
+                END LOOP;
+                IF target <> (SELECT relname FROM pg_class WHERE oid = p.partition) THEN
+                    EXECUTE format('ALTER TABLE %s RENAME TO %I', p.partition, target);
+                END IF;
+                EXECUTE format('ALTER TABLE %s SET SCHEMA audit_trail_archive', p.partition);
+                INSERT INTO audit_trail.archived_partitions VALUES (p.partition, p.range_start, p.range_end, now());
+                action := 'archived';
+                partition := p.partition::text;
+            ELSE
+                partition := p.partition::text;
+                PERFORM audit_trail._retention_drop(p.partition);
+                action := 'dropped';
+            END IF;
+            rows := n;
+            RETURN NEXT;
+        END LOOP;
+
+        n := audit_trail._trim_default(NULL, cutoff);
+        IF n > 0 THEN
+            action := 'trimmed';
+            partition := 'audit_trail.events_default';
+            rows := n;
+            RETURN NEXT;
+        END IF;
+    END IF;
+
+    IF keep_archived IS NOT NULL AND keep_archived > interval '0' THEN
+        FOR p IN
+            SELECT a.partition, a.range_end FROM audit_trail.archived_partitions a
+            WHERE a.range_end <= now() - keep_archived
+            ORDER BY a.range_start
+        LOOP
+            EXECUTE format('SELECT count(*) FROM %s', p.partition) INTO n;
+            partition := p.partition::text;
+            DELETE FROM audit_trail.archived_partitions a WHERE a.partition = p.partition;
+            PERFORM audit_trail._retention_drop(p.partition);
+            action := 'dropped';
+            rows := n;
+            RETURN NEXT;
+        END LOOP;
+    END IF;
+END
+$$;
+
+-- changed
+CREATE OR REPLACE FUNCTION audit_trail.maintain() RETURNS TABLE(action text, partition text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    done jsonb := '[]';
+    keep interval := audit_trail._interval_setting('audit_trail.retention');
+    archive boolean := audit_trail._setting('audit_trail.archive')::boolean;
+    problems int := 0;
+BEGIN
+    FOR r IN
+        SELECT p.action, p.partition, NULL::bigint AS rows FROM audit_trail._premake() p
+        UNION ALL
+        SELECT * FROM audit_trail._apply_retention(keep, archive)
+    LOOP
+        action := r.action; partition := r.partition;
+        RETURN NEXT;
+        done := done || jsonb_strip_nulls(jsonb_build_object('action', r.action, 'partition', r.partition, 'rows', r.rows));
+    END LOOP;
+    FOR r IN SELECT c.table_name, c.problem FROM audit_trail.check() c LOOP
+        PERFORM audit_trail._write_system_event('CAPTURE_PROBLEM',
+            coalesce(audit_trail._entity_name(r.table_name), 'audit_trail.events'),
+            jsonb_build_object('table', r.table_name::text, 'problem', r.problem));
+        problems := problems + 1;
+    END LOOP;
+    PERFORM audit_trail._write_system_event('MAINTENANCE', 'audit_trail.events',
+        jsonb_build_object('done', done, 'partition_interval', audit_trail._setting('audit_trail.partition_interval'),
+                           'premake', audit_trail._setting('audit_trail.premake')::int,
+                           'retention', audit_trail._setting('audit_trail.retention'), 'archive', archive,
+                           'capture_problems', problems));
 END
 $$;
 
