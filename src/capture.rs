@@ -20,7 +20,8 @@
 use crate::context::Context;
 use crate::json::{self, ObjectBuilder, Render};
 use crate::meta::{self, Column, TableMeta};
-use crate::store::{self, Event, Writer};
+use crate::datum;
+use crate::writer::{Event, Writer};
 use crate::diff;
 use pgrx::pg_sys::{self, Datum};
 use pgrx::prelude::*;
@@ -399,7 +400,7 @@ fn changed_row(meta: &TableMeta, old: &Row, new: &Row, is_changed: &mut Vec<bool
         entity_label: label(meta, new, Some(old)),
         before: Some(before.finish()),
         after: Some(after.finish()),
-        changed: Some(store::text_array(
+        changed: Some(datum::text_array(
             meta.columns.iter().zip(is_changed.iter()).filter(|(_, &x)| x).map(|(c, _)| c.name.as_c_str()),
         )),
         details: None,
@@ -419,7 +420,7 @@ fn entity_id(meta: &TableMeta, row: &Row) -> Option<Datum> {
                     json::to_json_text(d, isnull, k.typid, k.render)
                 })
                 .collect();
-            Some(store::text_datum(&format!("[{}]", parts.join(","))))
+            Some(datum::text_datum(&format!("[{}]", parts.join(","))))
         }
     }
 }
@@ -434,9 +435,9 @@ fn label(meta: &TableMeta, row: &Row, fallback: Option<&Row>) -> Option<Datum> {
 fn as_text(c: &Column, row: &Row) -> Option<Datum> {
     let (d, isnull) = row.get(c.index);
     match c.render {
-        Render::Redacted => Some(store::text_datum(json::REDACTED.to_str().unwrap())),
+        Render::Redacted => Some(datum::text_datum(json::REDACTED.to_str().unwrap())),
         _ if isnull => None,
-        Render::Binary => Some(store::text_datum(json::BINARY.to_str().unwrap())),
+        Render::Binary => Some(datum::text_datum(json::BINARY.to_str().unwrap())),
         Render::Value => Some(json::to_text(d, c.typid)),
     }
 }

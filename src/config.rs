@@ -4,7 +4,8 @@
 //! need no privilege on audit_trail.config or audit_trail.events.
 
 use crate::settings;
-use crate::store::{self, as_log_owner, Event};
+use crate::identity::as_log_owner;
+use crate::writer::{self, Event};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgRelation};
@@ -87,7 +88,7 @@ fn disable(target: Option<PgRelation>) {
 /// AUDIT_ENABLED / AUDIT_DISABLED: about the table the settings name.
 fn config_event(action: &str, settings: JsonB) {
     let table = settings.0.get("table").and_then(|t| t.as_str()).map(str::to_string);
-    store::write_one(
+    writer::write_one(
         action,
         Some("audit_trail.config"),
         Event::about(table.as_deref(), None, settings.into_datum()),
@@ -130,7 +131,7 @@ fn log_event(
 /// whoever runs it; the rest of the context is the caller's.
 #[pg_extern(volatile, name = "_write_system_event")]
 fn write_system_event(action: &str, entity_type: Option<&str>, details: Option<JsonB>) -> i64 {
-    store::write_one_as(
+    writer::write_one_as(
         Some("System"),
         action,
         entity_type,
@@ -147,7 +148,7 @@ fn write_event(
     details: Option<JsonB>,
     entity_label: Option<&str>,
 ) -> i64 {
-    store::write_one(
+    writer::write_one(
         action,
         entity_type,
         Event::about(entity_id, entity_label, details.and_then(IntoDatum::into_datum)),

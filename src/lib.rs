@@ -1,23 +1,31 @@
 //! pg_audit_trail: a complete, trustworthy audit trail for PostgreSQL tables.
 //!
 //! The path of a change: capture (the trigger) → meta (cached per table) →
-//! context (who, once per statement) → diff → json → store. Around it:
-//! settings, config (enable/disable/log_event), protect (append-only).
+//! context (who, once per statement) → diff → json → writer (the event row,
+//! event_row; straight into a partition, sink, or through SQL). Around it:
+//! settings, config (enable/disable/log_event), ddl (event triggers),
+//! protect (append-only), notify (live feed), read_log (recorded reads),
+//! identity (search_path and the log owner), log_ids, datum.
 
 use pgrx::prelude::*;
 
 mod capture;
 mod config;
 mod context;
+mod datum;
 mod ddl;
 mod diff;
+mod event_row;
+mod identity;
 mod json;
+mod log_ids;
 mod meta;
 mod notify;
 mod protect;
+mod read_log;
 mod settings;
 mod sink;
-mod store;
+mod writer;
 
 ::pgrx::pg_module_magic!();
 
@@ -36,7 +44,7 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/query.sql",
     name = "query",
-    requires = ["config", store::log_read, store::log_reads_all, store::log_reads_export, settings::redact_patterns_sql]
+    requires = ["config", read_log::log_read, read_log::log_reads_all, read_log::log_reads_export, settings::redact_patterns_sql]
 );
 extension_sql_file!(
     "../sql/retention.sql",

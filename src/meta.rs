@@ -62,7 +62,7 @@ pub fn get(rel: pg_sys::Relation) -> Option<Rc<TableMeta>> {
 /// by it (a rename of the parent changes their entity name too).
 #[pg_guard]
 unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    crate::store::forget_log(relid);
+    crate::log_ids::forget_log(relid);
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if relid == pg_sys::InvalidOid {
@@ -141,7 +141,7 @@ thread_local! {
 /// snapshot; the STABLE SQL functions it calls run with that snapshot too,
 /// and catalog look-ups by name or oid use catalog snapshots, always fresh.
 fn load_settings(relid: pg_sys::Oid) -> Option<Settings> {
-    crate::store::as_log_owner(|| unsafe {
+    crate::identity::as_log_owner(|| unsafe {
         // SAFETY: a plain SPI session: connect, run one kept read-only plan,
         // copy what it returned into Rust values before SPI_finish frees the
         // result. An error raised in between unwinds through PostgreSQL,

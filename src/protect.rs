@@ -45,7 +45,7 @@ fn retention_drop(partition: PgRelation) {
             .into_owned()
     };
     drop(partition);
-    as_retention(|| crate::store::with_pinned_search_path(|| Spi::run(&format!("DROP TABLE {name}"))))
+    as_retention(|| crate::identity::with_pinned_search_path(|| Spi::run(&format!("DROP TABLE {name}"))))
         .unwrap_or_else(|e| error!("{e}"));
 }
 
@@ -60,7 +60,7 @@ fn retention_active() -> bool {
 #[pg_extern(volatile, name = "_trim_default")]
 fn trim_default(from: Option<pgrx::datum::TimestampWithTimeZone>, until: pgrx::datum::TimestampWithTimeZone) -> i64 {
     as_retention(|| {
-        crate::store::with_pinned_search_path(|| {
+        crate::identity::with_pinned_search_path(|| {
             Spi::connect_mut(|client| {
                 client
                     .update(
