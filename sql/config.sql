@@ -364,6 +364,12 @@ BEGIN
                 USING ERRCODE = 'undefined_column';
         END IF;
     END LOOP;
+    -- An excluded column is never recorded, in entity_label neither (API §9).
+    IF label_column = ANY (coalesce(exclude, '{}')) THEN
+        RAISE EXCEPTION 'label_column "%" of table % is excluded: an excluded column is never recorded', label_column, target
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Choose another label_column, or stop excluding it.';
+    END IF;
     IF key_columns IS NOT NULL AND cardinality(key_columns) = 0 THEN
         RAISE EXCEPTION 'key_columns must name at least one column, or be NULL'
             USING ERRCODE = 'invalid_parameter_value';

@@ -251,8 +251,10 @@ COMMENT ON FUNCTION audit_trail.check() IS
   'One row per thing that keeps capture from being whole; empty when all is well.';
 
 -- Whether capture of one audited table is whole (tracked.capture_ok).
+-- SECURITY DEFINER: every role may read tracked, not audit_trail.config.
 CREATE FUNCTION audit_trail._capture_ok(target regclass) RETURNS boolean
 LANGUAGE sql STABLE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT audit_trail._unsafe_shape(c.relid, c.relid) IS NULL
@@ -304,24 +306,18 @@ BEGIN
 END
 $$;
 
--- The event trigger proper runs as whoever runs the DDL, with the DDL's
--- search_path (not pinned: a name in ATTACH/DETACH PARTITION must resolve
--- as it did there), so it names everything in full and does nothing else.
--- The work is done by _after_ddl, as the extension's owner, from the
--- command's own record: pg_event_trigger_ddl_commands() answers only inside
--- this trigger, so nobody can call _after_ddl with made-up commands.
+-- The event trigger proper (src/ddl_end.rs) runs as whoever runs the DDL,
+-- with the DDL's search_path (a name in ATTACH/DETACH PARTITION must resolve
+-- as it did there): it describes the commands, keeps the description in
+-- backend memory and calls _after_ddl, which does the work as the
+-- extension's owner. _after_ddl takes no arguments and refuses to run
+-- unless that trigger called it, so nobody can make it act on made-up
+-- commands, not even from inside their own DDL.
 CREATE FUNCTION audit_trail._on_ddl_end() RETURNS event_trigger
-LANGUAGE plpgsql
-AS $$
-BEGIN
-    PERFORM audit_trail._after_ddl(ARRAY(
-        SELECT audit_trail._ddl_subcommands(d.command) FROM pg_catalog.pg_event_trigger_ddl_commands() d));
-END
-$$;
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'audit_trail_on_ddl_end';
 
--- described: _ddl_subcommands of each command, in the order
--- pg_event_trigger_ddl_commands() lists them.
-CREATE FUNCTION audit_trail._after_ddl(described jsonb[]) RETURNS void
+CREATE FUNCTION audit_trail._after_ddl() RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -339,7 +335,13 @@ DECLARE
     switched_all boolean;
     schema_subs jsonb;
     actions text[];
+    -- _ddl_subcommands of each command, in pg_event_trigger_ddl_commands() order.
+    described jsonb[] := audit_trail._ddl_described();
 BEGIN
+    IF described IS NULL THEN
+        RAISE EXCEPTION 'audit_trail._after_ddl() runs only when the DDL event trigger calls it'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     -- Settings or triggers of what this command touches, changed by another
     -- session after this transaction's snapshot: 40001 (see src/ddl.rs).
     PERFORM audit_trail._refuse_if_settings_moved(ARRAY(

@@ -41,13 +41,14 @@ GRANT EXECUTE ON FUNCTION audit_trail._where(text[], text[], text, text, timesta
    TO PUBLIC;
 -- set_context() runs as its caller and asks this harmless question.
 GRANT EXECUTE ON FUNCTION audit_trail._in_transaction_block() TO PUBLIC;
--- The DDL event triggers run as whoever runs the DDL. _after_ddl reads the
--- command from pg_event_trigger_ddl_commands() (it answers only inside the
--- event trigger) and _before_drop only notes what the catalog says now, so
--- neither can be made to record anything that did not happen.
-GRANT EXECUTE ON FUNCTION audit_trail._after_ddl(jsonb[]), audit_trail._before_drop(text) TO PUBLIC;
+-- The DDL event triggers run as whoever runs the DDL. _after_ddl acts only
+-- on the commands of the firing that called it (src/ddl_end.rs keeps their
+-- description where no SQL can put one; called otherwise it refuses), and
+-- _before_drop only notes what the catalog says now, so neither can be made
+-- to record anything that did not happen.
+GRANT EXECUTE ON FUNCTION audit_trail._after_ddl(), audit_trail._before_drop(text) TO PUBLIC;
 -- _on_ddl_end describes the command as the user who ran it (names resolve
 -- as they did for the command); a pg_ddl_command exists only there.
 GRANT EXECUTE ON FUNCTION audit_trail._ddl_subcommands(pg_ddl_command) TO PUBLIC;
 -- Whether capture is whole is no secret either (tracked.capture_ok).
-GRANT EXECUTE ON FUNCTION audit_trail.check() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION audit_trail.check(), audit_trail._capture_ok(regclass) TO PUBLIC;

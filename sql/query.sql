@@ -284,12 +284,12 @@ AS $$
     FROM e
     CROSS JOIN LATERAL (
         SELECT col, ord FROM unnest(e.changed) WITH ORDINALITY AS u(col, ord)
-        WHERE e.action = 'UPDATE'
+        WHERE e.operation = 'UPDATE'
         UNION ALL
         SELECT k, coalesce(a.attnum, 32767)
         FROM jsonb_object_keys(coalesce(e.after, e.before)) AS k
         LEFT JOIN pg_attribute a ON a.attrelid = to_regclass(e.entity_type) AND a.attname = k AND NOT a.attisdropped
-        WHERE e.action IN ('INSERT', 'DELETE') AND e.changed IS NULL
+        WHERE e.operation IN ('INSERT', 'DELETE') AND e.changed IS NULL
     ) c
     ORDER BY c.ord, c.col;
 $$;
@@ -364,12 +364,12 @@ BEGIN
     state := live;
 
     FOR ev IN
-        SELECT h.action, h.before, h.after
+        SELECT h.operation, h.before, h.after
         FROM audit_trail.history(target, entity_id) h
-        WHERE h.occurred_at > at AND h.action IN ('INSERT', 'UPDATE', 'DELETE')
+        WHERE h.occurred_at > at AND h.operation IN ('INSERT', 'UPDATE', 'DELETE')
         ORDER BY h.id DESC
     LOOP
-        state := CASE ev.action
+        state := CASE ev.operation
                      WHEN 'INSERT' THEN NULL                 -- it did not exist before
                      WHEN 'DELETE' THEN ev.before             -- it was as deleted
                      ELSE coalesce(state, ev.after) || ev.before
@@ -384,7 +384,7 @@ $$;
 CREATE VIEW audit_trail.log WITH (security_invoker = true) AS
 SELECT e.id, e.occurred_at, e.txid, e.action, e.entity_type, e.entity_id, e.entity_label,
        e.changed, e.details, e.actor, e.db_user, e.client_ip, e.user_agent, e.service, e.tenant,
-       e.request_id,
+       e.request_id, e.operation,
        d.entity_display,
        concat_ws(' ', e.action, e.entity_type, d.entity_display)
          || CASE WHEN e.changed IS NOT NULL THEN ': ' || array_to_string(e.changed, ', ') ELSE '' END AS summary
@@ -403,10 +403,10 @@ SELECT e.id AS event_id, e.occurred_at, e.action, e.entity_type, e.entity_id, e.
 FROM audit_trail.events e
 CROSS JOIN LATERAL (
     SELECT u.col AS column_name FROM unnest(e.changed) AS u(col)
-    WHERE e.action = 'UPDATE'
+    WHERE e.operation = 'UPDATE'
     UNION ALL
     SELECT k FROM jsonb_object_keys(coalesce(e.after, e.before)) AS k
-    WHERE e.changed IS NULL AND (e.after IS NOT NULL OR e.before IS NOT NULL)
+    WHERE e.operation IN ('INSERT', 'DELETE') AND e.changed IS NULL
 ) c;
 COMMENT ON VIEW audit_trail.changes IS
   'One row per recorded column per event (UPDATE: the changed columns only).';

@@ -29,7 +29,11 @@ CREATE TABLE audit_trail.events (
     service      text,
     tenant       text,
     request_id   text,
-    statement    text
+    statement    text,
+    -- INSERT, UPDATE, DELETE or TRUNCATE for a captured row event, NULL for
+    -- every other event: what readers of rows trust (action is also what
+    -- log_event names). Last because 0.4.0 added it (ALTER TABLE appends).
+    operation    text
 ) PARTITION BY RANGE (occurred_at);
 ALTER SEQUENCE audit_trail.events_id_seq OWNED BY audit_trail.events.id;
 COMMENT ON TABLE audit_trail.events IS

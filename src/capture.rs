@@ -118,7 +118,7 @@ fn capture<'a>(
         None
     };
     let ctx = Context::current();
-    let mut w = Writer::new(&ctx, action, Some(&meta.entity_type));
+    let mut w = Writer::new(&ctx, action, Some(action), Some(&meta.entity_type));
     if row_level {
         // SAFETY: for an AFTER ROW firing PostgreSQL passes the row (the
         // old one for UPDATE and DELETE) in tg_trigslot and the new row of

@@ -124,7 +124,25 @@ fn log_event(
             "An action starts with a letter, followed by up to 63 letters, digits, '_', '.', ':' or '-'."
         );
     }
+    if is_reserved(action) {
+        ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("action \"{action}\" is reserved for the events pg_audit_trail writes itself"),
+            "Row operations (INSERT, UPDATE, DELETE, TRUNCATE) and names starting with AUDIT_, PARTITION_, SCHEMA_, CAPTURE_, RETENTION_, MAINTENANCE or ALERT are the extension's own; name application events otherwise."
+        );
+    }
     write_event(action, entity_type, entity_id, details, entity_label)
+}
+
+/// The actions the extension writes itself (API §9), in any case: an
+/// application event must not pass for a row change or for housekeeping.
+fn is_reserved(action: &str) -> bool {
+    let upper = action.to_ascii_uppercase();
+    matches!(upper.as_str(), "INSERT" | "UPDATE" | "DELETE" | "TRUNCATE")
+        || ["AUDIT_", "PARTITION_", "SCHEMA_", "CAPTURE_", "RETENTION_", "MAINTENANCE", "ALERT"]
+            .iter()
+            .any(|p| upper.starts_with(p))
 }
 
 /// An event of the extension's own housekeeping: its actor is System,

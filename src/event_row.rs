@@ -27,10 +27,14 @@ pub struct Column {
     pub name: &'static str,
     pub typid: pg_sys::Oid,
     pub filled: Filled,
+    /// Added by a later version: the library writes without it while an
+    /// older version's objects are installed (between a package upgrade and
+    /// `ALTER EXTENSION ... UPDATE`). Every other column must be there.
+    pub optional: bool,
 }
 
 macro_rules! event_row {
-    ($($variant:ident = $name:literal : $typ:ident, $filled:ident;)*) => {
+    ($($variant:ident = $name:literal : $typ:ident, $filled:ident $(, $optional:ident)?;)*) => {
         /// A column of the event row; `Col::X as usize` is its index in
         /// `COLUMNS` and in a `Values`.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,9 +43,11 @@ macro_rules! event_row {
 
         /// The columns in table order (schema.sql's order, checked by a test).
         pub const COLUMNS: &[Column] = &[
-            $(Column { name: $name, typid: pg_sys::$typ, filled: Filled::$filled }),*
+            $(Column { name: $name, typid: pg_sys::$typ, filled: Filled::$filled, optional: event_row!(@opt $($optional)?) }),*
         ];
     };
+    (@opt optional) => { true };
+    (@opt) => { false };
 }
 
 event_row! {
@@ -64,6 +70,9 @@ event_row! {
     Tenant = "tenant": TEXTOID, Statement;
     RequestId = "request_id": TEXTOID, Statement;
     Statement = "statement": TEXTOID, Statement;
+    // 0.4.0: INSERT/UPDATE/DELETE/TRUNCATE for captured row events, NULL
+    // for every other event (API §9); readers of rows trust it, not action.
+    Operation = "operation": TEXTOID, Statement, optional;
 }
 
 /// The number of columns of an event row.
@@ -99,13 +108,14 @@ impl Values {
 }
 
 /// Where each of `COLUMNS` sits in a relation's tuple descriptor (0-based
-/// attribute index), found by name; an error naming the column when the
-/// relation has a column the row does not define, lacks one, or has one of
-/// another type. `what` names the relation in the message.
+/// attribute index), found by name; None for an optional column the
+/// relation does not have yet. An error naming the column when the relation
+/// has a column the row does not define, lacks a required one, or has one
+/// of another type. `what` names the relation in the message.
 ///
 /// # Safety
 /// `desc` must be a valid tuple descriptor (of an open relation).
-pub unsafe fn check_layout(desc: pg_sys::TupleDesc, what: &str) -> [usize; N] {
+pub unsafe fn check_layout(desc: pg_sys::TupleDesc, what: &str) -> [Option<usize>; N] {
     // SAFETY: the caller passes a valid descriptor; natts bounds the loop
     // and tuple_desc_attr's index.
     let atts: Vec<(&CStr, pg_sys::Oid, bool)> = unsafe {
@@ -116,11 +126,12 @@ pub unsafe fn check_layout(desc: pg_sys::TupleDesc, what: &str) -> [usize; N] {
             })
             .collect()
     };
-    let mut map = [0usize; N];
+    let mut map = [None; N];
     for (i, c) in COLUMNS.iter().enumerate() {
         match atts.iter().position(|(name, _, dropped)| !dropped && name.to_bytes() == c.name.as_bytes()) {
-            Some(at) if atts[at].1 == c.typid => map[i] = at,
+            Some(at) if atts[at].1 == c.typid => map[i] = Some(at),
             Some(at) => layout_error(what, &format!("column \"{}\" has type oid {}, not {}", c.name, atts[at].1, c.typid)),
+            None if c.optional => (),
             None => layout_error(what, &format!("column \"{}\" is missing", c.name)),
         }
     }
@@ -188,6 +199,7 @@ mod tests {
         assert_eq!(COLUMNS[Col::Id as usize].name, "id");
         assert_eq!(COLUMNS[Col::Details as usize].name, "details");
         assert_eq!(COLUMNS[Col::Statement as usize].name, "statement");
-        assert_eq!(N, Col::Statement as usize + 1);
+        assert_eq!(COLUMNS[Col::Operation as usize].name, "operation");
+        assert_eq!(N, Col::Operation as usize + 1);
     }
 }

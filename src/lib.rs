@@ -14,6 +14,7 @@ mod config;
 mod context;
 mod datum;
 mod ddl;
+mod ddl_end;
 mod diff;
 mod event_row;
 mod identity;
@@ -63,7 +64,8 @@ extension_sql_file!(
         protect::retention_active,
         ddl::stash_partitions,
         ddl::stashed_partitions,
-        ddl::refuse_if_settings_moved
+        ddl::refuse_if_settings_moved,
+        ddl_end::ddl_described
     ]
 );
 extension_sql_file!("../sql/protect.sql", name = "protect", requires = ["schema", protect::_guard]);

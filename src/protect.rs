@@ -8,6 +8,8 @@ use std::cell::Cell;
 thread_local! {
     /// Set only while `_trim_default` runs its DELETE; not reachable from SQL.
     static RETENTION_ACTIVE: Cell<bool> = const { Cell::new(false) };
+    /// Set only while `_backfill_operation` runs its UPDATE.
+    static BACKFILL_ACTIVE: Cell<bool> = const { Cell::new(false) };
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -18,8 +20,12 @@ pub enum GuardError {
 
 #[pg_trigger]
 fn _guard<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, GuardError> {
-    if RETENTION_ACTIVE.with(|r| r.get()) {
-        return Ok(trigger.old());
+    match trigger.op() {
+        Ok(pgrx::PgTriggerOperation::Update) if BACKFILL_ACTIVE.with(|r| r.get()) => return Ok(trigger.new()),
+        Ok(pgrx::PgTriggerOperation::Delete | pgrx::PgTriggerOperation::Truncate) if RETENTION_ACTIVE.with(|r| r.get()) => {
+            return Ok(trigger.old())
+        }
+        _ => (),
     }
     let op = trigger.op().map(|o| o.to_string()).unwrap_or_else(|_| "change".into());
     let table = trigger.relation().map(|r| format!("{}.{}", r.namespace(), r.name())).unwrap_or_default();
@@ -87,4 +93,38 @@ fn as_retention<T>(f: impl FnOnce() -> T) -> T {
     RETENTION_ACTIVE.with(|r| r.set(true));
     let _lower = Lower;
     f()
+}
+
+/// Fills `operation` (0.4.0) for the row events written before it existed:
+/// INSERT/UPDATE/DELETE events that carry a row image, and TRUNCATE events.
+/// log_event could name those actions then, but never attach a row image,
+/// so an application event that merely borrowed a row action stays NULL (a
+/// borrowed TRUNCATE cannot be told apart and counts as one). Called by the
+/// update script; idempotent, and it changes nothing else, so it is the one
+/// UPDATE the append-only guard lets through.
+#[pg_extern(volatile, name = "_backfill_operation")]
+fn backfill_operation() -> i64 {
+    struct Lower;
+    impl Drop for Lower {
+        fn drop(&mut self) {
+            BACKFILL_ACTIVE.with(|r| r.set(false));
+        }
+    }
+    BACKFILL_ACTIVE.with(|r| r.set(true));
+    let _lower = Lower;
+    crate::identity::with_pinned_search_path(|| {
+        Spi::connect_mut(|client| {
+            client
+                .update(
+                    "UPDATE audit_trail.events SET operation = action
+                     WHERE operation IS NULL
+                       AND ((action IN ('INSERT', 'UPDATE', 'DELETE') AND (before IS NOT NULL OR after IS NOT NULL))
+                            OR action = 'TRUNCATE')",
+                    None,
+                    &[],
+                )
+                .map(|t| t.len() as i64)
+        })
+    })
+    .unwrap_or_else(|e| error!("pg_audit_trail: filling audit_trail.events.operation: {e}"))
 }

@@ -33,8 +33,9 @@ pub struct Sink {
     filled: usize,
     seq: pg_sys::Oid,
     /// Where each event-row column goes in the partition's tuple (the
-    /// identity unless the partition has dropped columns).
-    map: [usize; N],
+    /// identity unless the partition has dropped columns; None: an optional
+    /// column the log does not have yet).
+    map: [Option<usize>; N],
     natts: usize,
 }
 
@@ -43,12 +44,12 @@ pub struct Sink {
 ///
 /// # Safety
 /// `rel` must be an open relation.
-unsafe fn layout(rel: pg_sys::Relation) -> [usize; N] {
+unsafe fn layout(rel: pg_sys::Relation) -> [Option<usize>; N] {
     // SAFETY: an open relation has a valid descriptor and name.
     unsafe {
         let desc = (*rel).rd_att;
         if event_row::is_identity(desc) {
-            return std::array::from_fn(|i| i);
+            return std::array::from_fn(Some);
         }
         let name = std::ffi::CStr::from_ptr((*(*rel).rd_rel).relname.data.as_ptr()).to_string_lossy();
         event_row::check_layout(desc, &format!("audit_trail.{name}"))
@@ -58,9 +59,9 @@ unsafe fn layout(rel: pg_sys::Relation) -> [usize; N] {
 impl Sink {
     /// Opens the partition that covers `occurred_at`; None when the SQL path
     /// must be used. Checks the log's layout against the event row first,
-    /// for either path. Runs as the log's owner, in a security-restricted
-    /// operation (see writer.rs).
-    pub fn open(events: pg_sys::Oid, seq: pg_sys::Oid, occurred_at: Datum) -> Option<Sink> {
+    /// for either path, and says which columns the log has. Runs as the
+    /// log's owner, in a security-restricted operation (see writer.rs).
+    pub fn open(events: pg_sys::Oid, seq: pg_sys::Oid, occurred_at: Datum) -> (Option<Sink>, [bool; N]) {
         // SAFETY: `events` is the log's oid (log_ids, forgotten at its
         // invalidation), opened with the lock an INSERT takes; every pointer
         // below comes from PostgreSQL for a relation we hold open and
@@ -68,10 +69,12 @@ impl Sink {
         // which releases executor state and relations itself).
         unsafe {
             let parent = pg_sys::table_open(events, pg_sys::RowExclusiveLock as i32);
-            layout(parent);
+            let present = layout(parent).map(|at| at.is_some());
             let leaf_oid = covering_partition(parent, occurred_at);
             pg_sys::table_close(parent, pg_sys::NoLock as i32);
-            let leaf_oid = leaf_oid?;
+            let Some(leaf_oid) = leaf_oid else {
+                return (None, present);
+            };
             let leaf = pg_sys::table_open(leaf_oid, pg_sys::RowExclusiveLock as i32);
             let map = layout(leaf);
             let natts = (*(*leaf).rd_att).natts as usize;
@@ -81,7 +84,7 @@ impl Sink {
             pg_sys::ExecOpenIndices(rri, false);
             pg_sys::MakePerTupleExprContext(estate);
             // Slots are made as rows come: a one-row statement makes one.
-            Some(Sink { leaf, estate, rri, slots: Vec::new(), filled: 0, seq, map, natts })
+            (Some(Sink { leaf, estate, rri, slots: Vec::new(), filled: 0, seq, map, natts }), present)
         }
     }
 
@@ -107,11 +110,13 @@ impl Sink {
             let nulls = std::slice::from_raw_parts_mut((*slot).tts_isnull, self.natts);
             // Dropped columns of the partition stay NULL.
             nulls.fill(true);
-            for (i, &at) in self.map.iter().enumerate() {
-                values[at] = row.datums[i];
-                nulls[at] = row.nulls[i];
+            for (i, at) in self.map.iter().enumerate() {
+                if let Some(at) = *at {
+                    values[at] = row.datums[i];
+                    nulls[at] = row.nulls[i];
+                }
             }
-            let id_at = self.map[event_row::Col::Id as usize];
+            let id_at = self.map[event_row::Col::Id as usize].expect("id is a required column");
             values[id_at] = Datum::from(id);
             nulls[id_at] = false;
             pg_sys::ExecStoreVirtualTuple(slot);

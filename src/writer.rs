@@ -65,8 +65,8 @@ impl Event {
 }
 
 thread_local! {
-    /// Kept plans by (rows, with RETURNING id).
-    static PLANS: RefCell<HashMap<(usize, bool), usize>> = RefCell::new(HashMap::new());
+    /// Kept plans by (rows, with RETURNING id, the columns the log has).
+    static PLANS: RefCell<HashMap<(usize, bool, Present), usize>> = RefCell::new(HashMap::new());
 }
 
 /// Which path writes took, for the tests: (direct, SQL).
@@ -98,22 +98,26 @@ fn force_sql() -> bool {
     false
 }
 
-/// The columns the SQL path names: all but the sequence's.
-fn sql_columns() -> impl Iterator<Item = (usize, &'static crate::event_row::Column)> {
-    COLUMNS.iter().enumerate().filter(|(_, c)| c.filled != Filled::Sequence)
+/// Which of the event row's columns the log has (all but optional ones it
+/// lacks: see event_row.rs).
+type Present = [bool; crate::event_row::N];
+
+/// The columns the SQL path names: all but the sequence's, of those the log has.
+fn sql_columns(present: &Present) -> impl Iterator<Item = (usize, &'static crate::event_row::Column)> + '_ {
+    COLUMNS.iter().enumerate().filter(|(i, c)| c.filled != Filled::Sequence && present[*i])
 }
 
 /// `INSERT INTO audit_trail.events (...) VALUES (...), ...`: the statement's
 /// columns are the first parameters, shared by every row; each row's own
 /// columns follow, row after row.
-fn insert_sql(rows: usize, returning: bool) -> String {
-    let names: Vec<&str> = sql_columns().map(|(_, c)| c.name).collect();
-    let shared = COLUMNS.iter().filter(|c| c.filled == Filled::Statement).count();
-    let per_row = COLUMNS.iter().filter(|c| c.filled == Filled::Event).count();
+fn insert_sql(rows: usize, returning: bool, present: &Present) -> String {
+    let names: Vec<&str> = sql_columns(present).map(|(_, c)| c.name).collect();
+    let shared = sql_columns(present).filter(|(_, c)| c.filled == Filled::Statement).count();
+    let per_row = sql_columns(present).filter(|(_, c)| c.filled == Filled::Event).count();
     let mut sql = format!("INSERT INTO audit_trail.events ({}) VALUES ", names.join(", "));
     for r in 0..rows {
         let (mut s, mut e) = (0, 0);
-        let params: Vec<String> = sql_columns()
+        let params: Vec<String> = sql_columns(present)
             .map(|(_, c)| {
                 if c.filled == Filled::Statement {
                     s += 1;
@@ -136,7 +140,7 @@ fn insert_sql(rows: usize, returning: bool) -> String {
 }
 
 /// The parameters' types and values for `rows`, in insert_sql's order.
-fn parameters(shared: &Values, rows: &[Values]) -> (Vec<pg_sys::Oid>, Vec<Datum>, Vec<std::ffi::c_char>) {
+fn parameters(shared: &Values, rows: &[Values], present: &Present) -> (Vec<pg_sys::Oid>, Vec<Datum>, Vec<std::ffi::c_char>) {
     let mut types = Vec::new();
     let mut values = Vec::new();
     let mut nulls = Vec::new();
@@ -145,11 +149,11 @@ fn parameters(shared: &Values, rows: &[Values]) -> (Vec<pg_sys::Oid>, Vec<Datum>
         values.push(v.datums[i]);
         nulls.push(if v.nulls[i] { b'n' } else { b' ' } as std::ffi::c_char);
     };
-    for (i, _) in sql_columns().filter(|(_, c)| c.filled == Filled::Statement) {
+    for (i, _) in sql_columns(present).filter(|(_, c)| c.filled == Filled::Statement) {
         push(i, shared);
     }
     for r in rows {
-        for (i, _) in sql_columns().filter(|(_, c)| c.filled == Filled::Event) {
+        for (i, _) in sql_columns(present).filter(|(_, c)| c.filled == Filled::Event) {
             push(i, r);
         }
     }
@@ -159,11 +163,11 @@ fn parameters(shared: &Values, rows: &[Values]) -> (Vec<pg_sys::Oid>, Vec<Datum>
 /// The kept plan for `rows` events; must be called inside an SPI connection.
 /// Ids come back only when someone needs them: a single event's caller, or
 /// the live feed.
-fn plan(rows: usize, returning: bool, types: &mut [pg_sys::Oid]) -> pg_sys::SPIPlanPtr {
-    if let Some(p) = PLANS.with(|p| p.borrow().get(&(rows, returning)).copied()) {
+fn plan(rows: usize, returning: bool, present: &Present, types: &mut [pg_sys::Oid]) -> pg_sys::SPIPlanPtr {
+    if let Some(p) = PLANS.with(|p| p.borrow().get(&(rows, returning, *present)).copied()) {
         return p as pg_sys::SPIPlanPtr;
     }
-    let sql = CString::new(insert_sql(rows, returning)).expect("no NUL in generated SQL");
+    let sql = CString::new(insert_sql(rows, returning, present)).expect("no NUL in generated SQL");
     // SAFETY: inside an SPI connection (the caller's); the SQL and the type
     // array outlive the call, which copies both. A kept plan lives in
     // CacheMemoryContext for the backend's life, so its address may be
@@ -174,7 +178,7 @@ fn plan(rows: usize, returning: bool, types: &mut [pg_sys::Oid]) -> pg_sys::SPIP
             error!("pg_audit_trail: could not prepare the event insert: SPI error {}", { pg_sys::SPI_result });
         }
         pg_sys::SPI_keepplan(p);
-        PLANS.with(|m| m.borrow_mut().insert((rows, returning), p as usize));
+        PLANS.with(|m| m.borrow_mut().insert((rows, returning, *present), p as usize));
         p
     }
 }
@@ -189,13 +193,17 @@ pub struct Writer {
     /// The direct path into the covering partition: opened at the first
     /// write (Some(None) when the SQL path must be used).
     sink: Option<Option<crate::sink::Sink>>,
+    /// The columns the log has, known once the sink is opened.
+    present: Present,
     pending: Vec<Event>,
     /// Per-batch memory: the events' datums live here until they are written.
     pub cxt: pg_sys::MemoryContext,
 }
 
 impl Writer {
-    pub fn new(ctx: &Context, action: &str, entity_type: Option<&str>) -> Writer {
+    /// `operation` is the row operation of captured row events, None for
+    /// every other event.
+    pub fn new(ctx: &Context, action: &str, operation: Option<&str>, entity_type: Option<&str>) -> Writer {
         let mut shared = Values::default();
         // SAFETY: inside a transaction (a trigger or a function call):
         // assigns or reads the top-level transaction id.
@@ -214,6 +222,7 @@ impl Writer {
         shared.set(Col::Tenant, ctx.tenant.as_deref().map(text_datum));
         shared.set(Col::RequestId, ctx.request_id.as_deref().map(text_datum));
         shared.set(Col::Statement, ctx.statement.as_deref().map(text_datum));
+        shared.set(Col::Operation, operation.map(text_datum));
         // SAFETY: a child of the current context, so it goes with it if an
         // error unwinds before finish() deletes it.
         let cxt = unsafe {
@@ -226,7 +235,7 @@ impl Writer {
             )
         };
         let feed = crate::notify::Feed::for_statement(Datum::from(now), action, entity_type, &ctx.actor);
-        Writer { shared, feed, sink: None, pending: Vec::with_capacity(BATCHES[0]), cxt }
+        Writer { shared, feed, sink: None, present: [true; crate::event_row::N], pending: Vec::with_capacity(BATCHES[0]), cxt }
     }
 
     /// Runs `f` with the batch memory context current, so whatever it
@@ -278,7 +287,8 @@ impl Writer {
         let ids = log_ids();
         if self.sink.is_none() {
             let occurred_at = self.shared.datums[Col::OccurredAt as usize];
-            let mut sink = restricted_as(ids.owner, || crate::sink::Sink::open(ids.events, ids.seq, occurred_at));
+            let (mut sink, present) = restricted_as(ids.owner, || crate::sink::Sink::open(ids.events, ids.seq, occurred_at));
+            self.present = present;
             if force_sql() {
                 if let Some(s) = sink.take() {
                     restricted_as(ids.owner, || s.close());
@@ -334,8 +344,8 @@ impl Writer {
             while done < rows.len() {
                 let n = *BATCHES.iter().find(|b| **b <= rows.len() - done).expect("a batch of 1 always fits");
                 let returning = n == 1 || want_ids;
-                let (mut types, mut values, nulls) = parameters(&self.shared, &rows[done..done + n]);
-                let p = plan(n, returning, &mut types);
+                let (mut types, mut values, nulls) = parameters(&self.shared, &rows[done..done + n], &self.present);
+                let p = plan(n, returning, &self.present, &mut types);
                 let rc = restricted_as(owner, || pg_sys::SPI_execute_plan(p, values.as_mut_ptr(), nulls.as_ptr(), false, 0));
                 if rc != pg_sys::SPI_OK_INSERT as i32 && rc != pg_sys::SPI_OK_INSERT_RETURNING as i32 {
                     error!("pg_audit_trail: writing {n} events failed: SPI error {rc}");
@@ -377,7 +387,7 @@ pub fn write_one_as(actor: Option<&str>, action: &str, entity_type: Option<&str>
     if let Some(a) = actor {
         ctx.actor = a.to_string();
     }
-    let mut w = Writer::new(&ctx, action, entity_type);
+    let mut w = Writer::new(&ctx, action, None, entity_type);
     w.pending.push(event);
     w.finish().unwrap_or_else(|| error!("pg_audit_trail: the event was not written"))
 }
@@ -405,14 +415,22 @@ mod tests {
     /// parameters follow the shared ones.
     #[pg_test]
     fn the_sql_path_names_every_column() {
-        let sql = insert_sql(2, true);
+        let all = [true; N];
+        let sql = insert_sql(2, true, &all);
         for c in COLUMNS.iter().filter(|c| c.filled != Filled::Sequence) {
             assert!(sql.contains(c.name), "{} missing from {sql}", c.name);
         }
         assert!(sql.starts_with("INSERT INTO audit_trail.events (occurred_at, txid, action, entity_type, entity_id,"));
-        assert!(sql.contains("VALUES ($1, $2, $3, $4, $13, $14, $15, $16, $17, $18, $5,"));
-        assert!(sql.contains("), ($1, $2, $3, $4, $19, $20,"));
+        assert!(sql.contains("VALUES ($1, $2, $3, $4, $14, $15, $16, $17, $18, $19, $5,"), "{sql}");
+        assert!(sql.contains("), ($1, $2, $3, $4, $20, $21,"), "{sql}");
         assert!(sql.ends_with(" RETURNING id"));
+        // An optional column the log lacks is left out, parameters and all.
+        let mut old = all;
+        old[Col::Operation as usize] = false;
+        let sql = insert_sql(1, false, &old);
+        assert!(!sql.contains("operation"), "{sql}");
+        let (types, _, _) = parameters(&Values::default(), &[Values::default()], &old);
+        assert_eq!(types.len(), N - 2);
     }
 
     fn setup() {
@@ -501,6 +519,31 @@ mod tests {
         setup();
         Spi::run("ALTER TABLE audit_trail.events ADD COLUMN surprise int").unwrap();
         Spi::run("INSERT INTO w_t VALUES (1, 'a')").unwrap();
+    }
+
+    /// A log without the optional operation column (an older version's
+    /// objects under this library) is written on both paths, without it.
+    #[pg_test]
+    fn an_older_log_is_written_without_optional_columns() {
+        setup();
+        // As the objects of 0.3.0 are: no operation column (the views that
+        // read it go first).
+        Spi::run(
+            "ALTER EXTENSION pg_audit_trail DROP VIEW audit_trail.log;
+             ALTER EXTENSION pg_audit_trail DROP VIEW audit_trail.changes;
+             DROP VIEW audit_trail.log, audit_trail.changes;
+             ALTER TABLE audit_trail.events DROP COLUMN operation;",
+        )
+        .unwrap();
+        let (d0, s0) = taken();
+        Spi::run("INSERT INTO w_t VALUES (1, 'a')").unwrap();
+        paths::FORCE_SQL.with(|f| f.set(true));
+        Spi::run("INSERT INTO w_t VALUES (2, 'b')").unwrap();
+        paths::FORCE_SQL.with(|f| f.set(false));
+        let (d1, s1) = taken();
+        assert_eq!((d1 - d0, s1 - s0), (1, 1));
+        let n = Spi::get_one::<i64>("SELECT count(*) FROM audit_trail.events WHERE entity_type = 'public.w_t'").unwrap();
+        assert_eq!(n, Some(2));
     }
 
     /// Dropped columns (as an upgrade may leave) keep the direct path: values

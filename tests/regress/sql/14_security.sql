@@ -5,8 +5,8 @@ CREATE EXTENSION IF NOT EXISTS pg_audit_trail;
 SELECT p.oid::regprocedure AS unpinned FROM pg_proc p
 WHERE p.pronamespace = 'audit_trail'::regnamespace AND p.prosecdef
   AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%');
-\echo 'so do all SQL functions, but the DDL event trigger (which runs on the caller''s path on purpose) and'
-\echo 'the CSV quoting helper (kept inlinable): both name everything in full'
+\echo 'so do all SQL functions, but the CSV quoting helper (kept inlinable): it names everything in full'
+\echo '(the DDL event trigger, which runs on the caller''s path on purpose, is C: src/ddl_end.rs)'
 SELECT p.oid::regprocedure AS unpinned FROM pg_proc p
 WHERE p.pronamespace = 'audit_trail'::regnamespace AND p.prolang IN (SELECT oid FROM pg_language WHERE lanname IN ('plpgsql', 'sql'))
   AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')
@@ -63,3 +63,27 @@ WHERE entity_type = 'public.mallory_t' OR entity_id = 'public.mallory_t' OR (act
 DROP SCHEMA evil CASCADE;
 REVOKE CREATE ON SCHEMA public FROM mallory;
 DROP ROLE mallory;
+
+-- The DDL event trigger's worker acts only on the commands of the firing
+-- that called it: called by anyone else, from anywhere (even from inside
+-- their own DDL, where pg_event_trigger_ddl_commands() answers), it refuses;
+-- the old entry point that took made-up descriptions is gone.
+CREATE ROLE ddl_forger;
+CREATE TABLE forged_victim (id int);
+SET ROLE ddl_forger;
+SELECT audit_trail._after_ddl();
+SELECT audit_trail._after_ddl(ARRAY['[{"type": "ATTACH PARTITION", "relid": 1}]'::jsonb]);
+SELECT audit_trail._on_ddl_end();
+RESET ROLE;
+SELECT audit_trail._after_ddl();
+SELECT audit_trail._on_ddl_end();
+SELECT count(*) AS triggers_on_victim FROM pg_trigger WHERE tgrelid = 'forged_victim'::regclass;
+-- tracked is readable by every role, capture_ok included.
+CREATE TABLE tracked_by_all (id int PRIMARY KEY);
+SELECT audit_trail.enable('tracked_by_all') IS NOT NULL AS enabled;
+SET ROLE ddl_forger;
+SELECT table_name, capture_ok FROM audit_trail.tracked WHERE table_name = 'tracked_by_all'::regclass;
+RESET ROLE;
+SELECT audit_trail.disable('tracked_by_all');
+DROP TABLE tracked_by_all, forged_victim;
+DROP ROLE ddl_forger;
