@@ -3,6 +3,10 @@
 //! The path of a change: capture (the trigger) → meta (cached per table) →
 //! context (who, once per statement) → diff → json → store. Around it:
 //! settings, config (enable/disable/log_event), protect (append-only).
+//!
+//! Every `unsafe` block says, in a `// SAFETY:` comment, why it is sound.
+
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 use pgrx::prelude::*;
 

@@ -37,6 +37,9 @@ fn _guard<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a,
 /// the DDL event trigger refuses any other DROP of one.
 #[pg_extern(volatile, name = "_retention_drop")]
 fn retention_drop(partition: PgRelation) {
+    // SAFETY: two NUL-terminated names the CStrings keep alive across the
+    // call; quote_qualified_identifier returns a palloc'd NUL-terminated
+    // string, copied at once.
     let name = unsafe {
         let nsp = std::ffi::CString::new(partition.namespace()).unwrap_or_default();
         let rel = std::ffi::CString::new(partition.name()).unwrap_or_default();
@@ -46,7 +49,7 @@ fn retention_drop(partition: PgRelation) {
     };
     drop(partition);
     as_retention(|| crate::store::with_pinned_search_path(|| Spi::run(&format!("DROP TABLE {name}"))))
-        .unwrap_or_else(|e| error!("{e}"));
+        .unwrap_or_else(|e| error!("pg_audit_trail: dropping {name} for retention: {e}"));
 }
 
 /// Whether retention is removing events right now (for the DDL event trigger).
@@ -72,7 +75,7 @@ fn trim_default(from: Option<pgrx::datum::TimestampWithTimeZone>, until: pgrx::d
             })
         })
     })
-    .unwrap_or_else(|e| error!("{e}"))
+    .unwrap_or_else(|e| error!("pg_audit_trail: trimming the default partition of audit_trail.events: {e}"))
 }
 
 /// Runs `f` with the retention flag up, lowered however `f` ends (an error
