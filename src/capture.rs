@@ -50,16 +50,70 @@ fn refuse(rel: pg_sys::Relation, trigger: &pg_sys::Trigger, why: &str) -> ! {
     unreachable!()
 }
 
-#[pg_trigger]
-fn capture<'a>(
-    trigger: &'a pgrx::PgTrigger<'a>,
-) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
-    let td = trigger.trigger_data();
+/// The TriggerData of a call from the trigger manager. A trigger function
+/// called any other way (`SELECT audit_trail.capture()`: PostgreSQL lets a
+/// C function returning `trigger` be called like any other) is refused, as
+/// contrib/tcn refuses it: trigger protocol violated (39P01).
+///
+/// `detail` says where the function's triggers come from.
+///
+/// # Safety
+/// `fcinfo` must be the one PostgreSQL passed to the function called
+/// `function`. The TriggerData must not be used after the call returns.
+pub unsafe fn called_as_trigger<'a>(fcinfo: pg_sys::FunctionCallInfo, function: &str, detail: &str) -> &'a pg_sys::TriggerData {
+    // SAFETY: as the caller promises, `fcinfo` is valid; its `context` is
+    // NULL or a Node, whose tag says whether it is the TriggerData the
+    // trigger manager passes (CALLED_AS_TRIGGER); that one, its Trigger and
+    // its relation stay valid until the trigger function returns.
+    unsafe {
+        let context = (*fcinfo).context;
+        let td = context as *const pg_sys::TriggerData;
+        if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_TriggerData || (*td).tg_trigger.is_null() {
+            ereport!(
+                PgLogLevel::ERROR,
+                PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                format!("{function} must be called as a trigger"),
+                detail
+            );
+        }
+        &*td
+    }
+}
+
+/// `audit_trail.capture()`: the function of the capture triggers (declared
+/// by the SQL below, under the symbol pgrx's #[pg_trigger] gave it).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn capture_wrapper(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    // SAFETY: PostgreSQL calls this with its fcinfo; the TriggerData is used
+    // during this call only.
+    let td = unsafe { called_as_trigger(fcinfo, "audit_trail.capture()", CAPTURE_DETAIL) };
+    capture(td);
+    // An AFTER trigger's result is ignored; NULL (without isnull) is what
+    // the trigger protocol allows.
+    Datum::from(0)
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_capture_wrapper() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+extension_sql!(
+    "CREATE FUNCTION \"capture\"()
+\tRETURNS TRIGGER
+\tLANGUAGE c
+\tAS 'MODULE_PATHNAME', 'capture_wrapper';",
+    name = "capture_function",
+    requires = ["schema"],
+);
+
+fn capture(td: &pg_sys::TriggerData) {
     let event = td.tg_event;
     let op = event & pg_sys::TRIGGER_EVENT_OPMASK;
-    // SAFETY: PgTrigger is built only for a call from the trigger manager
-    // (pgrx checks CALLED_AS_TRIGGER and a non-null tg_trigger), which
-    // keeps the Trigger alive for the whole firing.
+    // SAFETY: called_as_trigger checked that the trigger manager set
+    // tg_trigger, which it keeps alive for the whole firing.
     let tg = unsafe { &*td.tg_trigger };
     if event & pg_sys::TRIGGER_EVENT_TIMINGMASK != pg_sys::TRIGGER_EVENT_AFTER {
         refuse(td.tg_relation, tg, "fires BEFORE or INSTEAD OF the change");
@@ -75,7 +129,7 @@ fn capture<'a>(
         // capture; in logical replication's workers, which fire row
         // triggers only (but for TRUNCATE), these do.
         if !in_logical_replication_worker() {
-            return Ok(None);
+            return;
         }
     } else {
         let (old, new) = (!td.tg_oldtable.is_null(), !td.tg_newtable.is_null());
@@ -92,7 +146,7 @@ fn capture<'a>(
         // row triggers too (COPY of a table's initial sync fires both):
         // they are recorded there, once.
         if op != pg_sys::TRIGGER_EVENT_TRUNCATE && replica_rows_fire(td.tg_relation, op, tg.tgfoid) {
-            return Ok(None);
+            return;
         }
     }
     // Settings another session committed since this statement's locks were
@@ -108,7 +162,7 @@ fn capture<'a>(
     let Some(meta) = (unsafe { meta::get(td.tg_relation) }) else {
         // A partition detached from its audited table keeps stale triggers
         // until they are dropped; its rows are no longer audited.
-        return Ok(None);
+        return;
     };
     // SAFETY: the trigger relation is open and pinned for the whole firing;
     // its descriptor is valid as long as it is.
@@ -123,7 +177,7 @@ fn capture<'a>(
         // SAFETY: this is a TRUNCATE firing and tg_relation its open trigger
         // relation, as truncate::details requires.
         match unsafe { truncate::details(td.tg_relation, &meta) } {
-            truncate::Record::Skip => return Ok(None),
+            truncate::Record::Skip => return,
             truncate::Record::With(d) => d,
         }
     } else {
@@ -161,7 +215,7 @@ fn capture<'a>(
             }
         }
         w.finish();
-        return Ok(None);
+        return;
     }
     // SAFETY: an AFTER STATEMENT firing's transition tables are live for the
     // whole firing and hold rows of the trigger relation's row type, `desc`
@@ -190,7 +244,6 @@ fn capture<'a>(
         }
     }
     w.finish();
-    Ok(None)
 }
 
 /// The values of the row a row firing's slot holds, all attributes deformed.

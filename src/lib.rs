@@ -30,7 +30,7 @@ extension_sql_file!("../sql/context.sql", name = "context", requires = [context:
 extension_sql_file!(
     "../sql/config.sql",
     name = "config",
-    requires = ["schema", meta::invalidate, capture::capture]
+    requires = ["schema", "capture_function", meta::invalidate]
 );
 extension_sql_file!(
     "../sql/partitions.sql",
@@ -53,8 +53,8 @@ extension_sql_file!(
     requires = [
         "config",
         "protect",
-        capture::capture,
-        protect::_guard,
+        "capture_function",
+        "guard_function",
         config::write_event,
         protect::retention_active,
         ddl::stash_partitions,
@@ -62,7 +62,7 @@ extension_sql_file!(
         ddl::refuse_if_settings_moved
     ]
 );
-extension_sql_file!("../sql/protect.sql", name = "protect", requires = ["schema", protect::_guard]);
+extension_sql_file!("../sql/protect.sql", name = "protect", requires = ["schema", "guard_function"]);
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
 #[pg_guard]
