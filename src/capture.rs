@@ -26,14 +26,19 @@ use crate::diff;
 use pgrx::pg_sys::{self, Datum};
 use pgrx::prelude::*;
 
+const CAPTURE_DETAIL: &str = "Auditing is turned on with audit_trail.enable(), which makes the capture triggers itself.";
+
 /// Refuses a firing that is not one of the capture triggers' shapes:
 /// `AFTER ... FOR EACH STATEMENT` with the action's transition tables, or
 /// `AFTER INSERT/UPDATE/DELETE ... FOR EACH ROW` (for logical replication).
 fn refuse(rel: pg_sys::Relation, trigger: &pg_sys::Trigger, why: &str) -> ! {
-    // SAFETY: the trigger relation and its name are valid for the firing.
+    // SAFETY: `rel` is the trigger relation, open and pinned for the whole
+    // firing, so its pg_class row copy and the NUL-terminated NameData in it
+    // are valid; tgname is the NUL-terminated name in the firing's Trigger.
+    // Both are copied at once.
     let (table, name) = unsafe {
         (
-            std::ffi::CStr::from_ptr(pg_sys::get_rel_name((*rel).rd_id)).to_string_lossy().into_owned(),
+            std::ffi::CStr::from_ptr((*(*rel).rd_rel).relname.data.as_ptr()).to_string_lossy().into_owned(),
             std::ffi::CStr::from_ptr(trigger.tgname).to_string_lossy().into_owned(),
         )
     };
@@ -41,19 +46,75 @@ fn refuse(rel: pg_sys::Relation, trigger: &pg_sys::Trigger, why: &str) -> ! {
         PgLogLevel::ERROR,
         PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
         format!("audit_trail.capture() must be fired AFTER ... FOR EACH STATEMENT, or AFTER INSERT, UPDATE or DELETE ... FOR EACH ROW: trigger \"{name}\" on table \"{table}\" {why}"),
-        "Auditing is turned on with audit_trail.enable(), which makes the capture triggers itself."
+        CAPTURE_DETAIL
     );
     unreachable!()
 }
 
-#[pg_trigger]
-fn capture<'a>(
-    trigger: &'a pgrx::PgTrigger<'a>,
-) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
-    let td = trigger.trigger_data();
+/// The TriggerData of a call from the trigger manager. A trigger function
+/// called any other way (`SELECT audit_trail.capture()`: PostgreSQL lets a
+/// C function returning `trigger` be called like any other) is refused, as
+/// contrib/tcn refuses it: trigger protocol violated (39P01).
+///
+/// `detail` says where the function's triggers come from.
+///
+/// # Safety
+/// `fcinfo` must be the one PostgreSQL passed to the function called
+/// `function`. The TriggerData must not be used after the call returns.
+pub unsafe fn called_as_trigger<'a>(fcinfo: pg_sys::FunctionCallInfo, function: &str, detail: &str) -> &'a pg_sys::TriggerData {
+    // SAFETY: as the caller promises, `fcinfo` is valid; its `context` is
+    // NULL or a Node, whose tag says whether it is the TriggerData the
+    // trigger manager passes (CALLED_AS_TRIGGER); that one, its Trigger and
+    // its relation stay valid until the trigger function returns.
+    unsafe {
+        let context = (*fcinfo).context;
+        let td = context as *const pg_sys::TriggerData;
+        if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_TriggerData || (*td).tg_trigger.is_null() {
+            ereport!(
+                PgLogLevel::ERROR,
+                PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                format!("{function} must be called as a trigger"),
+                detail
+            );
+        }
+        &*td
+    }
+}
+
+/// `audit_trail.capture()`: the function of the capture triggers (declared
+/// by the SQL below, under the symbol pgrx's #[pg_trigger] gave it).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn capture_wrapper(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    // SAFETY: PostgreSQL calls this with its fcinfo; the TriggerData is used
+    // during this call only.
+    let td = unsafe { called_as_trigger(fcinfo, "audit_trail.capture()", CAPTURE_DETAIL) };
+    capture(td);
+    // An AFTER trigger's result is ignored; NULL (without isnull) is what
+    // the trigger protocol allows.
+    Datum::from(0)
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_capture_wrapper() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+extension_sql!(
+    "CREATE FUNCTION \"capture\"()
+\tRETURNS TRIGGER
+\tLANGUAGE c
+\tAS 'MODULE_PATHNAME', 'capture_wrapper';",
+    name = "capture_function",
+    requires = ["schema"],
+);
+
+fn capture(td: &pg_sys::TriggerData) {
     let event = td.tg_event;
     let op = event & pg_sys::TRIGGER_EVENT_OPMASK;
-    // SAFETY: tg_trigger is set for every trigger call.
+    // SAFETY: called_as_trigger checked that the trigger manager set
+    // tg_trigger, which it keeps alive for the whole firing.
     let tg = unsafe { &*td.tg_trigger };
     if event & pg_sys::TRIGGER_EVENT_TIMINGMASK != pg_sys::TRIGGER_EVENT_AFTER {
         refuse(td.tg_relation, tg, "fires BEFORE or INSTEAD OF the change");
@@ -69,7 +130,7 @@ fn capture<'a>(
         // capture; in logical replication's workers, which fire row
         // triggers only (but for TRUNCATE), these do.
         if !in_logical_replication_worker() {
-            return Ok(None);
+            return;
         }
     } else {
         let (old, new) = (!td.tg_oldtable.is_null(), !td.tg_newtable.is_null());
@@ -86,21 +147,26 @@ fn capture<'a>(
         // row triggers too (COPY of a table's initial sync fires both):
         // they are recorded there, once.
         if op != pg_sys::TRIGGER_EVENT_TRUNCATE && replica_rows_fire(td.tg_relation, op, tg.tgfoid) {
-            return Ok(None);
+            return;
         }
     }
     // Settings another session committed since this statement's locks were
     // taken (a re-enable(), a rename) are seen now: a relcache invalidation
     // drops the table's cached metadata. Cheap when there is nothing new.
-    // SAFETY: processing invalidations is allowed wherever a lock could be
-    // taken; the trigger relation stays open (and its entry valid) meanwhile.
+    // SAFETY: we are inside a transaction (a trigger firing), where
+    // processing invalidations is allowed wherever a lock could be taken;
+    // the trigger relation is open and pinned, so its relcache entry is
+    // rebuilt in place, never freed, and `td.tg_relation` stays valid.
     unsafe { pg_sys::AcceptInvalidationMessages() };
-    let Some(meta) = meta::get(td.tg_relation) else {
+    // SAFETY: tg_relation is the trigger relation, open, pinned and locked
+    // (ROW EXCLUSIVE at least: no schema change) for the whole firing.
+    let Some(meta) = (unsafe { meta::get(td.tg_relation) }) else {
         // A partition detached from its audited table keeps stale triggers
         // until they are dropped; its rows are no longer audited.
-        return Ok(None);
+        return;
     };
-    // SAFETY: the trigger relation is open for the whole firing.
+    // SAFETY: the trigger relation is open and pinned for the whole firing;
+    // its descriptor is valid as long as it is.
     let desc = unsafe { (*td.tg_relation).rd_att };
     let action = match op {
         pg_sys::TRIGGER_EVENT_INSERT => "INSERT",
@@ -109,9 +175,10 @@ fn capture<'a>(
         _ => "TRUNCATE",
     };
     let truncate_details = if op == pg_sys::TRIGGER_EVENT_TRUNCATE {
-        // SAFETY: the relation is open; see truncate::details.
+        // SAFETY: this is a TRUNCATE firing and tg_relation its open trigger
+        // relation, as truncate::details requires.
         match unsafe { truncate::details(td.tg_relation, &meta) } {
-            truncate::Record::Skip => return Ok(None),
+            truncate::Record::Skip => return,
             truncate::Record::With(d) => d,
         }
     } else {
@@ -122,7 +189,10 @@ fn capture<'a>(
     if row_level {
         // SAFETY: for an AFTER ROW firing PostgreSQL passes the row (the
         // old one for UPDATE and DELETE) in tg_trigslot and the new row of
-        // an UPDATE in tg_newslot, both in the trigger relation's row type.
+        // an UPDATE in tg_newslot, both in the trigger relation's row type
+        // (`desc`, which `meta` was built from: a change of it invalidates
+        // the cached metadata, and invalidations were taken in above), and
+        // leaves both slots alone until the trigger returns.
         unsafe {
             let natts = (*desc).natts;
             let first = slot_row(td.tg_trigslot, natts);
@@ -146,10 +216,13 @@ fn capture<'a>(
             }
         }
         w.finish();
-        return Ok(None);
+        return;
     }
-    // SAFETY: the transition tables and the relation's descriptor are valid
-    // for the firing; see for_each_row and for_each_pair.
+    // SAFETY: an AFTER STATEMENT firing's transition tables are live for the
+    // whole firing and hold rows of the trigger relation's row type, `desc`
+    // (which `meta` was built from, as above), as for_each_row and
+    // for_each_pair require; each row they pass is one of that relation, as
+    // whole_row and changed_row require.
     unsafe {
         match op {
             pg_sys::TRIGGER_EVENT_INSERT => for_each_row(td.tg_newtable, desc, |new| {
@@ -172,25 +245,19 @@ fn capture<'a>(
         }
     }
     w.finish();
-    Ok(None)
 }
 
-/// The values of the row a slot holds, all attributes deformed.
+/// The values of the row a row firing's slot holds, all attributes deformed.
 ///
 /// # Safety
-/// `slot` must be a valid slot holding a row of `natts` attributes.
-unsafe fn slot_row(slot: *mut pg_sys::TupleTableSlot, natts: i32) -> Row {
+/// `slot`, when not null, must be a valid slot holding a row of `natts`
+/// attributes, left as it is for as long as the Row is used.
+unsafe fn slot_row<'s>(slot: *mut pg_sys::TupleTableSlot, natts: i32) -> Row<'s> {
     if slot.is_null() {
         error!("pg_audit_trail: a row trigger firing without its row");
     }
-    // SAFETY: as the caller promises; slot_getsomeattrs_int deforms up to
-    // natts when fewer are valid.
-    unsafe {
-        if ((*slot).tts_nvalid as i32) < natts {
-            pg_sys::slot_getsomeattrs_int(slot, natts);
-        }
-        Row { values: (*slot).tts_values, nulls: (*slot).tts_isnull }
-    }
+    // SAFETY: as the caller promises.
+    unsafe { Row::of(slot, natts) }
 }
 
 thread_local! {
@@ -206,8 +273,10 @@ fn in_logical_replication_worker() -> bool {
     if let Some(known) = LOGICAL_WORKER.get() {
         return known;
     }
-    // SAFETY: MyBackendType and MyBgworkerEntry are set at process start;
-    // the entry's names are NUL-terminated fixed-size arrays.
+    // SAFETY: MyBackendType and MyBgworkerEntry are plain globals set at
+    // process start, before any extension code runs, and never changed
+    // after; a non-null entry lives as long as the process, and its names
+    // are NUL-terminated fixed-size arrays (bgworker.h).
     let known = unsafe {
         pg_sys::MyBackendType == pg_sys::BackendType::B_BG_WORKER && !pg_sys::MyBgworkerEntry.is_null() && {
             let e = &*pg_sys::MyBgworkerEntry;
@@ -228,12 +297,14 @@ fn in_logical_replication_worker() -> bool {
 /// for every row and column), or is partitioned (the row triggers are on
 /// its partitions, where rows go; check() says when one lacks them).
 fn replica_rows_fire(rel: pg_sys::Relation, op: u32, capture: pg_sys::Oid) -> bool {
-    // SAFETY: reads a GUC variable.
+    // SAFETY: SessionReplicationRole is the plain int variable of a setting,
+    // written only on this thread (the backend's only one) by SET.
     let replica = unsafe { pg_sys::SessionReplicationRole } == pg_sys::SESSION_REPLICATION_ROLE_REPLICA as i32;
     if !replica || !in_logical_replication_worker() {
         return false;
     }
-    // SAFETY: the trigger relation is open.
+    // SAFETY: `rel` is the trigger relation, open and pinned for the firing,
+    // so its pg_class row copy (rd_rel) is valid.
     if unsafe { (*(*rel).rd_rel).relkind } == pg_sys::RELKIND_PARTITIONED_TABLE as std::ffi::c_char {
         return true;
     }
@@ -242,8 +313,10 @@ fn replica_rows_fire(rel: pg_sys::Relation, op: u32, capture: pg_sys::Oid) -> bo
         pg_sys::TRIGGER_EVENT_UPDATE => pg_sys::TRIGGER_TYPE_UPDATE,
         _ => pg_sys::TRIGGER_TYPE_DELETE,
     } as i16;
-    // SAFETY: the trigger relation is open, its trigger descriptor (when
-    // it has one) valid for the firing.
+    // SAFETY: the trigger relation is open and pinned; its trigger
+    // descriptor (when it has one) and the numtriggers entries of its
+    // array stay valid for the firing (a rebuild keeps an unchanged
+    // descriptor in place, and nothing here can change it).
     unsafe {
         let td = (*rel).trigdesc;
         !td.is_null()
@@ -261,18 +334,46 @@ fn replica_rows_fire(rel: pg_sys::Relation, op: u32, capture: pg_sys::Oid) -> bo
     }
 }
 
-/// A row's values, as the slot holds them after `slot_getallattrs`: valid
-/// until the slot is cleared or refilled, which happens only after the row
-/// has been turned into an event.
-struct Row {
+/// A row's values, as a slot holds them once its first `natts` attributes
+/// are deformed: valid while the slot keeps that row, for the lifetime
+/// `'s`. Made only by `Row::of`, whose callers promise as much; each row is
+/// turned into its event before its slot is cleared or refilled.
+struct Row<'s> {
     values: *const Datum,
     nulls: *const bool,
+    natts: usize,
+    slot: std::marker::PhantomData<&'s pg_sys::TupleTableSlot>,
 }
 
-impl Row {
+impl Row<'_> {
+    /// The row `slot` holds, its first `natts` attributes deformed.
+    ///
+    /// # Safety
+    /// `slot` must be a valid slot holding a row of at least `natts`
+    /// attributes, which it keeps (not cleared, refilled or dropped) for as
+    /// long as the Row is used.
+    unsafe fn of<'s>(slot: *mut pg_sys::TupleTableSlot, natts: i32) -> Row<'s> {
+        // SAFETY: as the caller promises. slot_getsomeattrs_int deforms up
+        // to natts attributes and must be asked only for more than are
+        // valid already; tts_values and tts_isnull then hold natts entries.
+        unsafe {
+            if ((*slot).tts_nvalid as i32) < natts {
+                pg_sys::slot_getsomeattrs_int(slot, natts);
+            }
+            Row {
+                values: (*slot).tts_values,
+                nulls: (*slot).tts_isnull,
+                natts: natts.max(0) as usize,
+                slot: std::marker::PhantomData,
+            }
+        }
+    }
+
+    /// The value of the attribute at 0-based index `i`, and whether it is null.
     fn get(&self, i: usize) -> (Datum, bool) {
-        // SAFETY: `i` is a column index of the relation's descriptor, below
-        // natts, and the slot deformed all natts attributes.
+        assert!(i < self.natts, "pg_audit_trail: attribute {i} of a row of {} attributes", self.natts);
+        // SAFETY: Row::of's caller promised that the slot keeps its row,
+        // natts attributes deformed, while this Row is used, and i < natts.
         unsafe { (*self.values.add(i), *self.nulls.add(i)) }
     }
 }
@@ -280,8 +381,10 @@ impl Row {
 /// # Safety
 /// `ts` must be a live transition table whose rows have descriptor `desc`.
 unsafe fn open_reader(ts: *mut pg_sys::Tuplestorestate, desc: pg_sys::TupleDesc) -> *mut pg_sys::TupleTableSlot {
-    // SAFETY: as the caller promises; the slot is made in the current
-    // memory context and dropped by the caller.
+    // SAFETY: as the caller promises. A transition table is made with
+    // EXEC_FLAG_REWIND allowed, so another read pointer with it may be
+    // added; the slot is made in the current memory context and dropped by
+    // the caller.
     unsafe {
         // A read pointer of our own: other triggers read the same store.
         let ptr = pg_sys::tuplestore_alloc_read_pointer(ts, pg_sys::EXEC_FLAG_REWIND as i32);
@@ -291,23 +394,26 @@ unsafe fn open_reader(ts: *mut pg_sys::Tuplestorestate, desc: pg_sys::TupleDesc)
     }
 }
 
+/// The next row of `ts`, read into `slot`.
+///
 /// # Safety
-/// `slot` must come from `open_reader(ts, ...)`, with `natts` attributes.
-unsafe fn next_row(ts: *mut pg_sys::Tuplestorestate, slot: *mut pg_sys::TupleTableSlot, natts: i32) -> Option<Row> {
-    // SAFETY: as the caller promises; gettupleslot clears the slot, so
-    // deforming from attribute 0 is what slot_getsomeattrs_int expects.
+/// `slot` must come from `open_reader(ts, ...)`, with `natts` attributes;
+/// the Row must not be used once `slot` is read into again or dropped.
+unsafe fn next_row<'s>(ts: *mut pg_sys::Tuplestorestate, slot: *mut pg_sys::TupleTableSlot, natts: i32) -> Option<Row<'s>> {
+    // SAFETY: as the caller promises; gettupleslot stores the next row in
+    // the slot (copy false: the slot refers to the store's tuple, which
+    // stays until the next read), with its descriptor's natts attributes.
     unsafe {
         if !pg_sys::tuplestore_gettupleslot(ts, true, false, slot) {
             return None;
         }
-        pg_sys::slot_getsomeattrs_int(slot, natts);
-        Some(Row { values: (*slot).tts_values, nulls: (*slot).tts_isnull })
+        Some(Row::of(slot, natts))
     }
 }
 
 /// # Safety
 /// `ts`, when not null, must be a live transition table of rows of `desc`.
-unsafe fn for_each_row(ts: *mut pg_sys::Tuplestorestate, desc: pg_sys::TupleDesc, mut f: impl FnMut(&Row)) {
+unsafe fn for_each_row(ts: *mut pg_sys::Tuplestorestate, desc: pg_sys::TupleDesc, mut f: impl FnMut(&Row<'_>)) {
     if ts.is_null() {
         return;
     }
@@ -333,12 +439,13 @@ unsafe fn for_each_pair(
     old_ts: *mut pg_sys::Tuplestorestate,
     new_ts: *mut pg_sys::Tuplestorestate,
     desc: pg_sys::TupleDesc,
-    mut f: impl FnMut(&Row, &Row),
+    mut f: impl FnMut(&Row<'_>, &Row<'_>),
 ) {
     if old_ts.is_null() || new_ts.is_null() {
         return;
     }
-    // SAFETY: as the caller promises; see for_each_row.
+    // SAFETY: as the caller promises; as in for_each_row, each pair is used
+    // before the next is read into the same two slots.
     unsafe {
         let natts = (*desc).natts;
         let old_slot = open_reader(old_ts, desc);
@@ -347,7 +454,7 @@ unsafe fn for_each_pair(
             match (next_row(old_ts, old_slot, natts), next_row(new_ts, new_slot, natts)) {
                 (Some(old), Some(new)) => f(&old, &new),
                 (None, None) => break,
-                _ => error!("pg_audit_trail: the old and new transition tables of an UPDATE differ in length"),
+                _ => error!("pg_audit_trail: reading an UPDATE's transition tables: the old and new ones differ in length"),
             }
         }
         pg_sys::ExecDropSingleTupleTableSlot(old_slot);
@@ -356,17 +463,25 @@ unsafe fn for_each_pair(
 }
 
 /// INSERT (the new row in `after`) or DELETE (the old row in `before`).
-fn whole_row(meta: &TableMeta, row: &Row, is_new: bool) -> Event {
+///
+/// # Safety
+/// `row` must be a row of the relation `meta` was built from, in the row
+/// type `meta` describes.
+unsafe fn whole_row(meta: &TableMeta, row: &Row<'_>, is_new: bool) -> Event {
     let mut obj = ObjectBuilder::new();
     for &i in &meta.json_order {
         let c = &meta.columns[i];
         let (d, isnull) = row.get(c.index);
-        obj.add(&c.name, d, isnull, c.typid, c.kind, c.render);
+        // SAFETY: as the caller promises, the value is one of column `c`,
+        // of type c.typid.
+        unsafe { obj.add(&c.name, d, isnull, c.typid, c.kind, c.render) };
     }
     let image = Some(obj.finish());
     Event {
-        entity_id: entity_id(meta, row),
-        entity_label: label(meta, row, None),
+        // SAFETY: as the caller promises.
+        entity_id: unsafe { entity_id(meta, row) },
+        // SAFETY: as the caller promises.
+        entity_label: unsafe { label(meta, row, None) },
         before: if is_new { None } else { image },
         after: if is_new { image } else { None },
         changed: None,
@@ -376,12 +491,17 @@ fn whole_row(meta: &TableMeta, row: &Row, is_new: bool) -> Event {
 
 /// UPDATE: only the recorded columns whose values differ; None when none do.
 /// `is_changed` is the statement's scratch space, one flag per column.
-fn changed_row(meta: &TableMeta, old: &Row, new: &Row, is_changed: &mut Vec<bool>) -> Option<Event> {
+///
+/// # Safety
+/// `old` and `new` must be rows of the relation `meta` was built from, in
+/// the row type `meta` describes.
+unsafe fn changed_row(meta: &TableMeta, old: &Row<'_>, new: &Row<'_>, is_changed: &mut Vec<bool>) -> Option<Event> {
     is_changed.clear();
     is_changed.extend(meta.columns.iter().map(|c| {
         let (a, an) = old.get(c.index);
         let (b, bn) = new.get(c.index);
-        !diff::same(c, a, an, b, bn)
+        // SAFETY: as the caller promises, both values are of column `c`.
+        !unsafe { diff::same(c, a, an, b, bn) }
     }));
     if !is_changed.contains(&true) {
         return None;
@@ -392,12 +512,17 @@ fn changed_row(meta: &TableMeta, old: &Row, new: &Row, is_changed: &mut Vec<bool
         let c = &meta.columns[i];
         let (a, an) = old.get(c.index);
         let (b, bn) = new.get(c.index);
-        before.add(&c.name, a, an, c.typid, c.kind, c.render);
-        after.add(&c.name, b, bn, c.typid, c.kind, c.render);
+        // SAFETY: as the caller promises, both values are of column `c`.
+        unsafe {
+            before.add(&c.name, a, an, c.typid, c.kind, c.render);
+            after.add(&c.name, b, bn, c.typid, c.kind, c.render);
+        }
     }
     Some(Event {
-        entity_id: entity_id(meta, new),
-        entity_label: label(meta, new, Some(old)),
+        // SAFETY: as the caller promises.
+        entity_id: unsafe { entity_id(meta, new) },
+        // SAFETY: as the caller promises.
+        entity_label: unsafe { label(meta, new, Some(old)) },
         before: Some(before.finish()),
         after: Some(after.finish()),
         changed: Some(datum::text_array(
@@ -408,16 +533,22 @@ fn changed_row(meta: &TableMeta, old: &Row, new: &Row, is_changed: &mut Vec<bool
 }
 
 /// One key column: its value as text. Several: a JSON array text, `[7,"eu"]`.
-fn entity_id(meta: &TableMeta, row: &Row) -> Option<Datum> {
+///
+/// # Safety
+/// As for whole_row.
+unsafe fn entity_id(meta: &TableMeta, row: &Row<'_>) -> Option<Datum> {
     match meta.key.as_slice() {
         [] => None,
-        [k] => as_text(k, row),
+        // SAFETY: as the caller promises; `k` is a column of `meta`.
+        [k] => unsafe { as_text(k, row) },
         keys => {
             let parts: Vec<String> = keys
                 .iter()
                 .map(|k| {
                     let (d, isnull) = row.get(k.index);
-                    json::to_json_text(d, isnull, k.typid, k.render)
+                    // SAFETY: as the caller promises, the value is one of
+                    // column `k`, of type k.typid.
+                    unsafe { json::to_json_text(d, isnull, k.typid, k.render) }
                 })
                 .collect();
             Some(datum::text_datum(&format!("[{}]", parts.join(","))))
@@ -426,19 +557,27 @@ fn entity_id(meta: &TableMeta, row: &Row) -> Option<Datum> {
 }
 
 /// The label column's value in `row`, else in `fallback`.
-fn label(meta: &TableMeta, row: &Row, fallback: Option<&Row>) -> Option<Datum> {
+///
+/// # Safety
+/// `row` and `fallback` must be rows of the relation `meta` was built from.
+unsafe fn label(meta: &TableMeta, row: &Row<'_>, fallback: Option<&Row<'_>>) -> Option<Datum> {
     let c = meta.label.as_ref()?;
-    as_text(c, row).or_else(|| fallback.and_then(|f| as_text(c, f)))
+    // SAFETY: as the caller promises; `c` is a column of `meta`.
+    unsafe { as_text(c, row).or_else(|| fallback.and_then(|f| as_text(c, f))) }
 }
 
 /// A column's value as the text datum the log stores.
-fn as_text(c: &Column, row: &Row) -> Option<Datum> {
+///
+/// # Safety
+/// `row` must be a row of the relation whose column `c` is.
+unsafe fn as_text(c: &Column, row: &Row<'_>) -> Option<Datum> {
     let (d, isnull) = row.get(c.index);
     match c.render {
         Render::Redacted => Some(datum::text_datum(json::REDACTED.to_str().unwrap())),
         _ if isnull => None,
         Render::Binary => Some(datum::text_datum(json::BINARY.to_str().unwrap())),
-        Render::Value => Some(json::to_text(d, c.typid)),
+        // SAFETY: as the caller promises, a non-null value of type c.typid.
+        Render::Value => Some(unsafe { json::to_text(d, c.typid) }),
     }
 }
 
@@ -461,8 +600,8 @@ mod truncate {
     use std::cell::{Cell, RefCell};
     use std::collections::HashSet;
 
-    // SAFETY: the declaration of pg_inherits.h's function, exported by the
-    // server, which pgrx does not bind.
+    // SAFETY: the declaration of pg_inherits.h's function as PostgreSQL 15
+    // to 18 have it, exported by the server; pgrx does not bind it.
     unsafe extern "C-unwind" {
         fn find_all_inheritors(parent: pg_sys::Oid, lockmode: pg_sys::LOCKMODE, numparents: *mut *mut pg_sys::List) -> *mut pg_sys::List;
     }
@@ -489,14 +628,18 @@ mod truncate {
 
     /// The current statement, when there is an active snapshot to tell it by.
     fn statement() -> Option<pg_sys::CommandId> {
-        // SAFETY: GetActiveSnapshot is only called when one is set.
+        // SAFETY: GetActiveSnapshot is called only when one is set, and
+        // returns the snapshot on top of the active stack, valid while it is
+        // there, which it is during this read.
         unsafe { pg_sys::ActiveSnapshotSet().then(|| (*pg_sys::GetActiveSnapshot()).curcid) }
     }
 
     /// `format('%I.%I', schema, table)` of a relation.
     fn qualified_name(relid: pg_sys::Oid) -> String {
-        // SAFETY: syscache look-ups of a relation the TRUNCATE holds locked;
-        // the strings are palloc'd copies, copied again here.
+        // SAFETY: syscache look-ups (inside the TRUNCATE's transaction) of a
+        // relation the TRUNCATE holds locked, so it exists; they return NULL
+        // or palloc'd copies (checked below), and quote_qualified_identifier
+        // a palloc'd string, copied again here.
         unsafe {
             let name = pg_sys::get_rel_name(relid);
             let nsp = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relid));
@@ -512,7 +655,8 @@ mod truncate {
     /// # Safety
     /// `rel` must be the open trigger relation of a TRUNCATE firing.
     pub unsafe fn details(rel: pg_sys::Relation, meta: &TableMeta) -> Record {
-        // SAFETY: as the caller promises.
+        // SAFETY: as the caller promises, `rel` is open and pinned, with its
+        // pg_class row copy.
         let (relid, partitioned) =
             unsafe { ((*rel).rd_id, (*(*rel).rd_rel).relkind == pg_sys::RELKIND_PARTITIONED_TABLE as std::ffi::c_char) };
         let now = statement();
@@ -532,7 +676,10 @@ mod truncate {
         // Everything below rel: a TRUNCATE of a partitioned table empties
         // all its partitions, which it holds locked.
         let below: Vec<pg_sys::Oid> = if partitioned {
-            // SAFETY: find_all_inheritors returns an OID list, rel first.
+            // SAFETY: inside the TRUNCATE's transaction, which holds every
+            // partition of `relid` locked (NoLock: take no more);
+            // find_all_inheritors returns a palloc'd OID list (NIL is NULL)
+            // of `length` elements, read before list_free frees it.
             unsafe {
                 let list = find_all_inheritors(relid, pg_sys::NoLock as pg_sys::LOCKMODE, std::ptr::null_mut());
                 let mut out = Vec::new();
@@ -567,15 +714,17 @@ mod truncate {
 
     fn remember(statement: pg_sys::CommandId, partitions: &[pg_sys::Oid]) {
         if !CALLBACKS.get() {
-            // SAFETY: plain callbacks without argument, kept for the
-            // backend's life.
+            // SAFETY: registers #[pg_guard]ed functions of this library,
+            // which stays loaded for the backend's life, with no argument;
+            // CALLBACKS makes sure it happens once.
             unsafe {
                 pg_sys::RegisterXactCallback(Some(on_xact), std::ptr::null_mut());
                 pg_sys::RegisterSubXactCallback(Some(on_subxact), std::ptr::null_mut());
             }
             CALLBACKS.set(true);
         }
-        // SAFETY: inside a transaction.
+        // SAFETY: only reads the transaction state; we are inside the
+        // TRUNCATE's transaction.
         let subxact = unsafe { pg_sys::GetCurrentSubTransactionId() };
         COVERED.with(|c| {
             let mut c = c.borrow_mut();

@@ -21,6 +21,8 @@ fn target_oid(target: Option<PgRelation>) -> pg_sys::Oid {
 }
 
 fn caller() -> pg_sys::Oid {
+    // SAFETY: GetUserId only reads the current user id, which a backend
+    // running a function always has.
     unsafe { pg_sys::GetUserId() }
 }
 
@@ -66,10 +68,16 @@ fn enable(
             ],
         )
     });
-    let settings = settings.unwrap_or_else(|e| error!("{e}")).unwrap_or_else(|| error!("enable returned nothing"));
+    // Errors the SQL side raises (a column that does not exist, a caller who
+    // does not own the table...) reach the caller as they are, SQLSTATE and
+    // all; what comes back here is SPI's own trouble, which cannot happen.
+    let settings = settings
+        .unwrap_or_else(|e| error!("pg_audit_trail: enabling auditing of relation {target}: {e}"))
+        .unwrap_or_else(|| error!("pg_audit_trail: enabling auditing of relation {target}: audit_trail._enable returned nothing"));
     config_event("AUDIT_ENABLED", settings);
     // Time partitions ahead of the first events (a no-op when they exist).
-    as_log_owner(|| Spi::run("SELECT count(*) FROM audit_trail._premake()")).unwrap_or_else(|e| error!("{e}"));
+    as_log_owner(|| Spi::run("SELECT count(*) FROM audit_trail._premake()"))
+        .unwrap_or_else(|e| error!("pg_audit_trail: making the partitions ahead: {e}"));
 }
 
 #[pg_extern(volatile)]
@@ -79,7 +87,7 @@ fn disable(target: Option<PgRelation>) {
     let settings = as_log_owner(|| {
         Spi::get_one_with_args::<JsonB>("SELECT audit_trail._disable($1::oid::regclass, $2)", &[target.into(), who.into()])
     })
-    .unwrap_or_else(|e| error!("{e}"));
+    .unwrap_or_else(|e| error!("pg_audit_trail: disabling auditing of relation {target}: {e}"));
     if let Some(settings) = settings {
         config_event("AUDIT_DISABLED", settings);
     }

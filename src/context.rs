@@ -30,13 +30,9 @@ impl Context {
         });
         Context {
             actor,
-            // Validated when set, blanks around it allowed there: trimmed
-            // the same way here (all blanks: no address set).
-            client_ip: settings::text(&settings::CLIENT_IP)
-                .map(|ip| ip.trim().to_string())
-                .filter(|ip| !ip.is_empty())
-                .map(|ip| settings::inet_in(&ip))
-                .or_else(client_addr),
+            // Parsed when set (blanks around it allowed, all blanks: no
+            // address set).
+            client_ip: settings::client_ip().or_else(client_addr),
             user_agent: settings::text(&settings::USER_AGENT),
             service: settings::text(&settings::SERVICE).or_else(application_name),
             tenant: settings::text(&settings::TENANT),
@@ -48,6 +44,9 @@ impl Context {
 }
 
 fn session_user() -> String {
+    // SAFETY: the session user is set once the backend has authenticated,
+    // before any SQL runs; GetUserNameFromId (noerr false) throws rather than
+    // return NULL, and its palloc'd copy is copied again at once.
     unsafe {
         let name = pg_sys::GetUserNameFromId(pg_sys::GetSessionUserId(), false);
         CStr::from_ptr(name).to_string_lossy().into_owned()
@@ -57,19 +56,23 @@ fn session_user() -> String {
 /// Background workers, and pg_cron's jobs (which connect over libpq as
 /// ordinary backends named `pg_cron`), act as `System`.
 fn is_system_backend() -> bool {
-    unsafe {
-        if pg_sys::MyBackendType != pg_sys::BackendType::B_BACKEND {
-            return true;
-        }
+    // SAFETY: MyBackendType is a plain global set at process start, before
+    // any extension code runs, and never changed after.
+    if unsafe { pg_sys::MyBackendType } != pg_sys::BackendType::B_BACKEND {
+        return true;
     }
     application_name().as_deref() == Some("pg_cron")
 }
 
 fn application_name() -> Option<String> {
+    // SAFETY: application_name is the variable of a string setting: NULL or
+    // a NUL-terminated string PostgreSQL frees only when it assigns another
+    // value, which nothing before the copy below can do.
     let raw = unsafe { pg_sys::application_name };
     if raw.is_null() {
         return None;
     }
+    // SAFETY: as above.
     let s = unsafe { CStr::from_ptr(raw) }.to_string_lossy();
     if s.is_empty() {
         None
@@ -90,6 +93,11 @@ fn client_addr() -> Option<pg_sys::Datum> {
     if let Some(addr) = CLIENT_ADDR.get() {
         return addr;
     }
+    // SAFETY: inet_client_addr takes no argument and reads the connection's
+    // Port (NULL over a Unix socket or in a background worker: no address).
+    // Its result is made in TopMemoryContext, which lives as long as the
+    // backend, so the datum kept in CLIENT_ADDR never dangles; the previous
+    // context is made current again before anything else runs.
     let addr = unsafe {
         let old = pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
         let addr = pgrx::direct_function_call_as_datum(pg_sys::inet_client_addr, &[]);
@@ -101,10 +109,14 @@ fn client_addr() -> Option<pg_sys::Datum> {
 }
 
 fn top_level_statement() -> Option<String> {
+    // SAFETY: debug_query_string is NULL or the text of the top-level
+    // statement the backend is running, which stays allocated until that
+    // statement is done, so during this call.
     let raw = unsafe { pg_sys::debug_query_string };
     if raw.is_null() {
         None
     } else {
+        // SAFETY: as above.
         Some(unsafe { CStr::from_ptr(raw) }.to_string_lossy().into_owned())
     }
 }
@@ -112,5 +124,7 @@ fn top_level_statement() -> Option<String> {
 /// Whether we are inside BEGIN ... COMMIT, where a local context lasts.
 #[pgrx::pg_extern(volatile, name = "_in_transaction_block")]
 fn in_transaction_block() -> bool {
+    // SAFETY: IsTransactionBlock only reads the transaction state, which a
+    // function call always has.
     unsafe { pg_sys::IsTransactionBlock() }
 }

@@ -10,20 +10,16 @@
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-/// The head of PostgreSQL's CollectedCommand (tcop/deparse_utility.h), the
-/// value behind a `pg_ddl_command`; the same in PostgreSQL 13 to 17. Not in
-/// pgrx's bindings.
-#[repr(C)]
-struct CollectedCommandHead {
-    kind: i32,
-    in_extension: bool,
-    parsetree: *mut pg_sys::Node,
-}
-
+/// The pointers a pointer List holds.
+///
+/// # Safety
+/// `list` must be NIL (null) or a valid List of pointers.
 unsafe fn list_ptrs(list: *mut pg_sys::List) -> Vec<*mut std::ffi::c_void> {
     if list.is_null() {
         return Vec::new();
     }
+    // SAFETY: as the caller promises: a List's `elements` array holds
+    // `length` cells.
     unsafe { (0..(*list).length as usize).map(|i| (*(*list).elements.add(i)).ptr_value).collect() }
 }
 
@@ -33,7 +29,10 @@ unsafe fn list_ptrs(list: *mut pg_sys::List) -> Vec<*mut std::ffi::c_void> {
 /// # Safety
 /// `c` must point to a valid AlterTableCmd.
 unsafe fn partition_named(c: *const pg_sys::AlterTableCmd) -> Option<pg_sys::Oid> {
-    // SAFETY: as the caller promises; `def` is read by the node tag it has.
+    // SAFETY: as the caller promises; `def` is a Node, read as a
+    // PartitionCmd only when its tag says it is one. RangeVarGetRelidExtended
+    // only looks the name up (inside the command's transaction; NoLock,
+    // missing ok), returning InvalidOid when there is none.
     unsafe {
         let def = (*c).def;
         if def.is_null() || (*def).type_ != pg_sys::NodeTag::T_PartitionCmd {
@@ -59,8 +58,13 @@ unsafe fn partition_named(c: *const pg_sys::AlterTableCmd) -> Option<pg_sys::Oid
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn audit_trail_attached_partitions(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     let mut found: Vec<pg_sys::Oid> = Vec::new();
+    // SAFETY: PostgreSQL calls this with a valid fcinfo; the function is
+    // declared STRICT with one pg_ddl_command argument, a pointer to the
+    // CollectedCommand pg_event_trigger_ddl_commands() handed out, valid
+    // during the event trigger (the only place such a value exists). Its
+    // parse tree and subcommand list are read by the node tags they carry.
     unsafe {
-        let cmd = (*(*fcinfo).args.as_ptr()).value.cast_mut_ptr::<CollectedCommandHead>();
+        let cmd = (*(*fcinfo).args.as_ptr()).value.cast_mut_ptr::<pg_sys::CollectedCommand>();
         let tree = if cmd.is_null() { std::ptr::null_mut() } else { (*cmd).parsetree };
         if !tree.is_null() && (*tree).type_ == pg_sys::NodeTag::T_AlterTableStmt {
             for c in list_ptrs((*(tree as *mut pg_sys::AlterTableStmt)).cmds) {
@@ -74,7 +78,9 @@ pub unsafe extern "C-unwind" fn audit_trail_attached_partitions(fcinfo: pg_sys::
             }
         }
     }
-    found.into_datum().unwrap()
+    found
+        .into_datum()
+        .unwrap_or_else(|| pgrx::error!("pg_audit_trail: listing the partitions a command attached: could not build an oid[] value"))
 }
 
 #[unsafe(no_mangle)]
@@ -156,8 +162,12 @@ fn subcommand_name(t: pg_sys::AlterTableType::Type) -> &'static str {
     }
 }
 
-fn cstr(p: *const std::ffi::c_char) -> Option<String> {
-    // SAFETY: the parse tree's names are NUL-terminated C strings or NULL.
+/// A copy of a C string, None for NULL.
+///
+/// # Safety
+/// `p` must be NULL or a valid NUL-terminated string.
+unsafe fn cstr(p: *const std::ffi::c_char) -> Option<String> {
+    // SAFETY: as the caller promises.
     (!p.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned())
 }
 
@@ -168,6 +178,10 @@ fn cstr(p: *const std::ffi::c_char) -> Option<String> {
 /// the user who ran the command, with its search_path). Renames give their
 /// old and new names. Identical entries (an ALTER TABLE recursing to
 /// partitions) appear once. Empty for anything else.
+///
+/// # Safety
+/// `cmd` must be null or the CollectedCommand behind a pg_ddl_command datum,
+/// inside the event trigger that handed it out.
 unsafe fn describe(cmd: *const pg_sys::CollectedCommand) -> serde_json::Value {
     use serde_json::{json, Value};
     let mut out: Vec<Value> = Vec::new();
@@ -241,13 +255,18 @@ unsafe fn describe(cmd: *const pg_sys::CollectedCommand) -> serde_json::Value {
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn audit_trail_ddl_subcommands(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    // SAFETY: declared STRICT with one pg_ddl_command argument, so args[0]
-    // is a non-null pointer datum to a CollectedCommand.
+    // SAFETY: PostgreSQL calls this with a valid fcinfo; the function is
+    // declared STRICT with one pg_ddl_command argument, so args[0] is a
+    // non-null pointer to the CollectedCommand pg_event_trigger_ddl_commands()
+    // handed out, valid during the event trigger (the only place such a value
+    // exists).
     let described = unsafe {
         let cmd = (*(*fcinfo).args.as_ptr()).value.cast_mut_ptr::<pg_sys::CollectedCommand>();
         describe(cmd)
     };
-    pgrx::JsonB(described).into_datum().unwrap_or_else(|| pgrx::error!("pg_audit_trail: could not build a jsonb value"))
+    pgrx::JsonB(described)
+        .into_datum()
+        .unwrap_or_else(|| pgrx::error!("pg_audit_trail: describing a DDL command: could not build a jsonb value"))
 }
 
 #[unsafe(no_mangle)]
@@ -290,9 +309,15 @@ const SETTINGS_FINGERPRINT: &std::ffi::CStr = c"SELECT pg_catalog.md5(
                 AND ($1 IS NULL OR g.tgrelid OPERATOR(pg_catalog.=) ANY ($1))), ''))";
 
 /// One text value of `plan` run with `snapshot` (None: the transaction's).
+///
+/// # Safety
+/// Inside an SPI connection, with `plan` prepared in it for one oid[]
+/// parameter, `nulls` giving its null flag (" " or "n"), and `snapshot` a
+/// registered or otherwise live snapshot.
 unsafe fn fingerprint(plan: pg_sys::SPIPlanPtr, args: &mut [pg_sys::Datum; 1], nulls: &std::ffi::CStr, snapshot: Option<pg_sys::Snapshot>) -> Option<String> {
-    // SAFETY: called inside an SPI connection with a plan prepared in it; the
-    // result is read before the next SPI call.
+    // SAFETY: as the caller promises; the result (one row of one text
+    // column, checked) is read, and copied by cstr out of SPI_getvalue's
+    // palloc'd string, before the next SPI call replaces SPI_tuptable.
     unsafe {
         let rc = match snapshot {
             Some(snap) => pg_sys::SPI_execute_snapshot(
@@ -326,20 +351,26 @@ unsafe fn fingerprint(plan: pg_sys::SPIPlanPtr, args: &mut [pg_sys::Datum; 1], n
 /// command's objects are not known yet).
 #[pg_extern(volatile, name = "_refuse_if_settings_moved")]
 fn refuse_if_settings_moved(rels: Option<Vec<pg_sys::Oid>>) {
-    // SAFETY: XactIsoLevel is a plain global of the backend.
+    // SAFETY: XactIsoLevel is the plain int variable of a setting, written
+    // only on this thread (the backend's only one).
     if unsafe { pg_sys::XactIsoLevel } < pg_sys::XACT_REPEATABLE_READ as i32 {
         return;
     }
-    // SAFETY: an SPI connection of our own, closed on every path (an error
-    // inside unwinds through PostgreSQL, which cleans SPI up at abort).
+    // SAFETY: an SPI connection of our own (inside the DDL's transaction),
+    // closed on every path: an error inside unwinds through PostgreSQL,
+    // which cleans SPI up at abort. The plan is prepared in it for one oid[]
+    // parameter, as fingerprint requires; GetLatestSnapshot's snapshot is
+    // live until the next one is taken, after the query.
     let moved = unsafe {
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
-            pgrx::error!("pg_audit_trail: SPI_connect failed");
+            pgrx::error!("pg_audit_trail: checking whether the audit settings moved: SPI_connect failed");
         }
         let mut types = [pg_sys::OIDARRAYOID];
         let plan = pg_sys::SPI_prepare(SETTINGS_FINGERPRINT.as_ptr(), 1, types.as_mut_ptr());
         if plan.is_null() {
-            pgrx::error!("pg_audit_trail: could not prepare the settings fingerprint: SPI error {}", { pg_sys::SPI_result });
+            pgrx::error!("pg_audit_trail: checking whether the audit settings moved: could not prepare the fingerprint: SPI error {}", {
+                pg_sys::SPI_result
+            });
         }
         let (datum, nulls) = match rels.and_then(|r| r.into_datum()) {
             Some(d) => (d, c" "),

@@ -6,10 +6,22 @@
 use crate::meta::Column;
 use pgrx::pg_sys;
 
-pub fn same(col: &Column, a: pg_sys::Datum, a_null: bool, b: pg_sys::Datum, b_null: bool) -> bool {
+/// Whether two values of column `col` are the same, binary-wise; two NULLs
+/// are, a NULL and a value are not.
+///
+/// # Safety
+/// `a` and `b`, where not null, must be valid datums of `col`'s type (its
+/// typlen and typbyval): values of that column as a tuple of its relation
+/// holds them, still allocated for the duration of the call.
+pub unsafe fn same(col: &Column, a: pg_sys::Datum, a_null: bool, b: pg_sys::Datum, b_null: bool) -> bool {
     if a_null || b_null {
         return a_null && b_null;
     }
+    // SAFETY: as the caller promises, both are datums of col's type: a
+    // by-value datum is the value itself; a fixed-length one points to typlen
+    // bytes; a varlena (typlen -1) to a possibly toasted or short-header
+    // varlena, which varlena_bytes reads; a cstring (typlen -2) to a
+    // NUL-terminated string.
     unsafe {
         if col.typbyval {
             a == b
@@ -25,7 +37,15 @@ pub fn same(col: &Column, a: pg_sys::Datum, a_null: bool, b: pg_sys::Datum, b_nu
 }
 
 /// The content of a varlena, detoasted and decompressed if need be.
+///
+/// # Safety
+/// `d` must be a valid varlena datum (toasted, compressed, or not). The
+/// slice lives as long as the current memory context keeps the detoasted
+/// copy (or `d` itself), which the caller must not outlive.
 unsafe fn varlena_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
+    // SAFETY: as the caller promises; pg_detoast_datum_packed returns `d`
+    // itself or a palloc'd plain (possibly short-header) copy, whose data
+    // vardata_any and varsize_any_exhdr locate.
     unsafe {
         let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
         std::slice::from_raw_parts(pgrx::varlena::vardata_any(v) as *const u8, pgrx::varlena::varsize_any_exhdr(v))
@@ -46,16 +66,22 @@ mod tests {
     #[pg_test]
     fn compares_values_not_pointers() {
         let int4 = col(pg_sys::INT4OID, 4, true);
-        assert!(super::same(&int4, 5.into(), false, 5.into(), false));
-        assert!(!super::same(&int4, 5.into(), false, 6.into(), false));
-        assert!(super::same(&int4, 0.into(), true, 9.into(), true));
-        assert!(!super::same(&int4, 0.into(), true, 0.into(), false));
+        // SAFETY: int4 values are by value: any datum is one.
+        unsafe {
+            assert!(super::same(&int4, 5.into(), false, 5.into(), false));
+            assert!(!super::same(&int4, 5.into(), false, 6.into(), false));
+            assert!(super::same(&int4, 0.into(), true, 9.into(), true));
+            assert!(!super::same(&int4, 0.into(), true, 0.into(), false));
+        }
 
         let text = col(pg_sys::TEXTOID, -1, false);
         let a = "same".into_datum().unwrap();
         let b = "same".into_datum().unwrap();
         let c = "other".into_datum().unwrap();
-        assert!(super::same(&text, a, false, b, false));
-        assert!(!super::same(&text, a, false, c, false));
+        // SAFETY: text datums made just above, in the test's memory context.
+        unsafe {
+            assert!(super::same(&text, a, false, b, false));
+            assert!(!super::same(&text, a, false, c, false));
+        }
     }
 }

@@ -37,6 +37,12 @@ fn to_jsonb_flinfo(typid: pg_sys::Oid) -> *mut pg_sys::FmgrInfo {
     if let Some(p) = TO_JSONB.with(|m| m.borrow().get(&typid).copied()) {
         return p as *mut pg_sys::FmgrInfo;
     }
+    // SAFETY: called inside a transaction (from a trigger or a function),
+    // where the catalog look-ups of fmgr_info_cxt and makeNullConst may run
+    // (an unknown type is an error, not a misread). Everything is made in
+    // TopMemoryContext, which lives as long as the backend, so the pointer
+    // kept in TO_JSONB never dangles; the previous context is made current
+    // again before anything else runs.
     let p = unsafe {
         let old = pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
         let flinfo = pg_sys::palloc0(std::mem::size_of::<pg_sys::FmgrInfo>()) as *mut pg_sys::FmgrInfo;
@@ -69,6 +75,8 @@ fn output_flinfo(typid: pg_sys::Oid) -> *mut pg_sys::FmgrInfo {
     if let Some(p) = OUTPUT.with(|m| m.borrow().get(&typid).copied()) {
         return p as *mut pg_sys::FmgrInfo;
     }
+    // SAFETY: as in to_jsonb_flinfo: catalog look-ups inside a transaction,
+    // the FmgrInfo (and what fmgr_info_cxt allocates) in TopMemoryContext.
     unsafe {
         let mut out = pg_sys::InvalidOid;
         let mut varlena = false;
@@ -83,24 +91,41 @@ fn output_flinfo(typid: pg_sys::Oid) -> *mut pg_sys::FmgrInfo {
 
 /// The text of a non-null value, as its type's output function gives it,
 /// as a text datum.
-pub fn to_text(value: pg_sys::Datum, typid: pg_sys::Oid) -> pg_sys::Datum {
+///
+/// # Safety
+/// `value` must be a valid, non-null datum of type `typid`.
+pub unsafe fn to_text(value: pg_sys::Datum, typid: pg_sys::Oid) -> pg_sys::Datum {
+    // SAFETY: as the caller promises; output_cstring returns a palloc'd
+    // NUL-terminated string, which cstring_to_text copies.
     unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text(output_cstring(value, typid))) }
 }
 
 /// `to_jsonb(value)` for a non-null value of type `typid`.
-pub fn to_jsonb(value: pg_sys::Datum, typid: pg_sys::Oid) -> *mut pg_sys::Jsonb {
+///
+/// # Safety
+/// `value` must be a valid, non-null datum of type `typid`.
+pub unsafe fn to_jsonb(value: pg_sys::Datum, typid: pg_sys::Oid) -> *mut pg_sys::Jsonb {
     let flinfo = to_jsonb_flinfo(typid);
+    // SAFETY: `flinfo` is to_jsonb's, its fn_expr naming typid as the
+    // argument's type, and `value` a datum of that type (the caller's
+    // promise); to_jsonb never returns NULL for a non-null argument.
     unsafe { pg_sys::FunctionCall1Coll(flinfo, pg_sys::InvalidOid, value).cast_mut_ptr() }
 }
 
 /// The JSON text of one value as it appears inside a document: `7`, `"eu"`.
-pub fn to_json_text(value: pg_sys::Datum, isnull: bool, typid: pg_sys::Oid, render: Render) -> String {
+///
+/// # Safety
+/// Unless `isnull`, `value` must be a valid datum of type `typid`.
+pub unsafe fn to_json_text(value: pg_sys::Datum, isnull: bool, typid: pg_sys::Oid, render: Render) -> String {
     if isnull && render != Render::Redacted {
         return "null".into();
     }
     match render {
         Render::Redacted => format!("\"{}\"", REDACTED.to_str().unwrap()),
         Render::Binary => format!("\"{}\"", BINARY.to_str().unwrap()),
+        // SAFETY: a non-null value of typid (the caller's promise); to_jsonb
+        // returns a palloc'd, detoasted Jsonb, whose root JsonbToCString
+        // reads into a palloc'd NUL-terminated string, copied here.
         Render::Value => unsafe {
             let jb = to_jsonb(value, typid);
             let s = pg_sys::JsonbToCString(std::ptr::null_mut(), &mut (*jb).root, 64);
@@ -168,6 +193,8 @@ impl Scalar {
 
 impl Kind {
     pub fn of(typid: pg_sys::Oid) -> Kind {
+        // SAFETY: a catalog look-up, made inside a transaction (building a
+        // table's metadata); an unknown type is an error, not a misread.
         let base = unsafe { pg_sys::getBaseType(typid) };
         if let Some(s) = Scalar::of(base) {
             return Kind::Scalar(s);
@@ -182,12 +209,15 @@ impl Kind {
     /// through those first) of a scalar kind (its elements' domains looked
     /// through too, as to_jsonb does).
     fn array_of(base: pg_sys::Oid) -> Option<Kind> {
+        // SAFETY: catalog look-ups inside a transaction, as in Kind::of.
         let elem = unsafe { pg_sys::get_element_type(base) };
         if elem == pg_sys::InvalidOid {
             return None;
         }
+        // SAFETY: as above.
         let kind = Scalar::of(unsafe { pg_sys::getBaseType(elem) })?;
         let (mut typlen, mut typbyval, mut typalign) = (0i16, false, 0 as std::ffi::c_char);
+        // SAFETY: as above; the three out-parameters are live locals.
         unsafe { pg_sys::get_typlenbyvalalign(elem, &mut typlen, &mut typbyval, &mut typalign) };
         Some(Kind::Array(Element { typid: elem, kind, typlen, typbyval, typalign }))
     }
@@ -195,38 +225,75 @@ impl Kind {
 
 /// A value's output text, as a C string: to_jsonb's own way to a number for
 /// floats goes through it (extra_float_digits and all).
-fn output_cstring(value: pg_sys::Datum, typid: pg_sys::Oid) -> *mut std::ffi::c_char {
+///
+/// # Safety
+/// `value` must be a valid, non-null datum of type `typid`.
+unsafe fn output_cstring(value: pg_sys::Datum, typid: pg_sys::Oid) -> *mut std::ffi::c_char {
+    // SAFETY: as the caller promises; the FmgrInfo is typid's output
+    // function's, which returns a palloc'd NUL-terminated string.
     unsafe { pg_sys::OutputFunctionCall(output_flinfo(typid), value) }
 }
 
-fn numeric_value(n: pg_sys::Numeric) -> pg_sys::JsonbValue {
+/// An empty JsonbValue of the given type, its payload to be filled in.
+fn jsonb_value(type_: pg_sys::jbvType::Type) -> pg_sys::JsonbValue {
+    // SAFETY: JsonbValue is a plain C struct (an integer tag and a union of
+    // integers and raw pointers), for which all-zero bytes are a valid value.
     let mut v: pg_sys::JsonbValue = unsafe { std::mem::zeroed() };
-    v.type_ = pg_sys::jbvType::jbvNumeric;
+    v.type_ = type_;
+    v
+}
+
+fn numeric_value(n: pg_sys::Numeric) -> pg_sys::JsonbValue {
+    let mut v = jsonb_value(pg_sys::jbvType::jbvNumeric);
     v.val.numeric = n;
     v
 }
 
-fn binary_value(jb: *mut pg_sys::Jsonb) -> pg_sys::JsonbValue {
-    let mut v: pg_sys::JsonbValue = unsafe { std::mem::zeroed() };
-    v.type_ = pg_sys::jbvType::jbvBinary;
-    v.val.binary = pg_sys::JsonbValue__bindgen_ty_1__bindgen_ty_4 {
-        len: unsafe { pgrx::varlena::varsize_any(jb.cast()) } as i32,
-        data: unsafe { &mut (*jb).root },
+/// # Safety
+/// `jb` must point to a detoasted Jsonb, which must outlive the object built.
+unsafe fn binary_value(jb: *mut pg_sys::Jsonb) -> pg_sys::JsonbValue {
+    let mut v = jsonb_value(pg_sys::jbvType::jbvBinary);
+    // SAFETY: as the caller promises: a plain varlena with its size in its
+    // header, its container at `root`.
+    v.val.binary = unsafe {
+        pg_sys::JsonbValue__bindgen_ty_1__bindgen_ty_4 {
+            len: pgrx::varlena::varsize_any(jb.cast()) as i32,
+            data: &mut (*jb).root,
+        }
     };
     v
 }
 
 /// The jsonb value of a non-null `value`, as to_jsonb renders it.
-fn value_of(value: pg_sys::Datum, typid: pg_sys::Oid, kind: Kind) -> pg_sys::JsonbValue {
-    match kind {
-        Kind::Scalar(s) => scalar_value(value, typid, s),
-        Kind::Jsonb => binary_value(unsafe { pg_sys::pg_detoast_datum(value.cast_mut_ptr()) } as *mut pg_sys::Jsonb),
-        // Arrays the builder cannot push element by element (see push_array).
-        Kind::Array(_) | Kind::Other => binary_value(to_jsonb(value, typid)),
+///
+/// # Safety
+/// `value` must be a valid, non-null datum of type `typid`, of kind `kind`;
+/// what the value points to comes from it or from the current memory
+/// context, which must outlive the object built.
+unsafe fn value_of(value: pg_sys::Datum, typid: pg_sys::Oid, kind: Kind) -> pg_sys::JsonbValue {
+    // SAFETY: as the caller promises; pg_detoast_datum of a jsonb datum and
+    // to_jsonb both give a detoasted Jsonb, the value itself or a palloc'd copy.
+    unsafe {
+        match kind {
+            Kind::Scalar(s) => scalar_value(value, typid, s),
+            Kind::Jsonb => binary_value(pg_sys::pg_detoast_datum(value.cast_mut_ptr()) as *mut pg_sys::Jsonb),
+            // Arrays the builder cannot push element by element (see push_array).
+            Kind::Array(_) | Kind::Other => binary_value(to_jsonb(value, typid)),
+        }
     }
 }
 
-fn scalar_value(value: pg_sys::Datum, typid: pg_sys::Oid, kind: Scalar) -> pg_sys::JsonbValue {
+/// # Safety
+/// As for value_of, `typid` being a type of scalar kind `kind` (or a
+/// domain over one).
+unsafe fn scalar_value(value: pg_sys::Datum, typid: pg_sys::Oid, kind: Scalar) -> pg_sys::JsonbValue {
+    // SAFETY: as the caller promises, `value` is a datum of the base type
+    // `kind` stands for: numeric and text varlenas are detoasted (the value
+    // or a palloc'd copy) before they are read; the other kinds go to
+    // functions of their own type (int*_numeric, the output function,
+    // JsonEncodeDateTime with the base type), which read them as PostgreSQL
+    // passes them. What the JsonbValue points to is the value, or palloc'd
+    // in the current memory context.
     unsafe {
         match kind {
             Scalar::Numeric => {
@@ -265,8 +332,7 @@ fn scalar_value(value: pg_sys::Datum, typid: pg_sys::Oid, kind: Scalar) -> pg_sy
             }
             Scalar::Text => {
                 let t = pg_sys::pg_detoast_datum_packed(value.cast_mut_ptr());
-                let mut v: pg_sys::JsonbValue = std::mem::zeroed();
-                v.type_ = pg_sys::jbvType::jbvString;
+                let mut v = jsonb_value(pg_sys::jbvType::jbvString);
                 v.val.string = pg_sys::JsonbValue__bindgen_ty_1__bindgen_ty_1 {
                     len: pgrx::varlena::varsize_any_exhdr(t) as i32,
                     val: pgrx::varlena::vardata_any(t) as *mut _,
@@ -274,8 +340,7 @@ fn scalar_value(value: pg_sys::Datum, typid: pg_sys::Oid, kind: Scalar) -> pg_sy
                 v
             }
             Scalar::Bool => {
-                let mut v: pg_sys::JsonbValue = std::mem::zeroed();
-                v.type_ = pg_sys::jbvType::jbvBool;
+                let mut v = jsonb_value(pg_sys::jbvType::jbvBool);
                 v.val.boolean = value.value() != 0;
                 v
             }
@@ -287,15 +352,13 @@ fn scalar_value(value: pg_sys::Datum, typid: pg_sys::Oid, kind: Scalar) -> pg_sy
 }
 
 fn null_value() -> pg_sys::JsonbValue {
-    let mut v: pg_sys::JsonbValue = unsafe { std::mem::zeroed() };
-    v.type_ = pg_sys::jbvType::jbvNull;
-    v
+    jsonb_value(pg_sys::jbvType::jbvNull)
 }
 
-/// A string value pointing at `s`, which must outlive the object built.
+/// A string value pointing at `s`, which must outlive the object built
+/// (pushJsonbValue keeps the pointer; JsonbValueToJsonb reads it).
 fn string_value(s: &CStr) -> pg_sys::JsonbValue {
-    let mut v: pg_sys::JsonbValue = unsafe { std::mem::zeroed() };
-    v.type_ = pg_sys::jbvType::jbvString;
+    let mut v = jsonb_value(pg_sys::jbvType::jbvString);
     v.val.string = pg_sys::JsonbValue__bindgen_ty_1__bindgen_ty_1 {
         len: s.to_bytes().len() as i32,
         val: s.as_ptr() as *mut _,
@@ -306,7 +369,16 @@ fn string_value(s: &CStr) -> pg_sys::JsonbValue {
 /// Pushes a one-dimensional (or empty) array as to_jsonb renders it: its
 /// elements in order, NULL as null, bounds dropped. False, having pushed
 /// nothing, for arrays of more dimensions (to_jsonb nests those).
+///
+/// # Safety
+/// `value` must be a valid, non-null array datum whose elements are of
+/// `elem`'s type; `state` an object or array being built in the current
+/// memory context, which must outlive it.
 unsafe fn push_array(state: &mut *mut pg_sys::JsonbParseState, value: pg_sys::Datum, elem: Element) -> bool {
+    // SAFETY: as the caller promises; pg_detoast_datum gives a plain array
+    // (the value or a palloc'd copy), which deconstruct_array reads with its
+    // element's length, by-value flag and alignment into n palloc'd values
+    // and null flags, each value one of elem's type.
     unsafe {
         let arr = pg_sys::pg_detoast_datum(value.cast_mut_ptr()) as *mut pg_sys::ArrayType;
         if (*arr).ndim > 1 {
@@ -338,14 +410,25 @@ pub struct ObjectBuilder {
 impl ObjectBuilder {
     pub fn new() -> Self {
         let mut state = std::ptr::null_mut();
+        // SAFETY: starts a parse state (a null pointer is the empty one),
+        // allocated in the current memory context; BEGIN_OBJECT takes no value.
         unsafe { pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_BEGIN_OBJECT, std::ptr::null_mut()) };
         ObjectBuilder { state }
     }
 
-    /// Adds `key: value`. `key` must stay valid until `finish`. Keys added
-    /// in jsonb's key order (shorter first, then bytewise) spare the sort.
-    pub fn add(&mut self, key: &CStr, value: pg_sys::Datum, isnull: bool, typid: pg_sys::Oid, kind: Kind, render: Render) {
+    /// Adds `key: value`. Keys added in jsonb's key order (shorter first,
+    /// then bytewise) spare the sort.
+    ///
+    /// # Safety
+    /// `key` must stay valid until `finish`; unless `isnull`, `value` must be
+    /// a valid datum of type `typid`, of kind `kind`; the current memory
+    /// context must be the one `new` ran in, and live until `finish`.
+    pub unsafe fn add(&mut self, key: &CStr, value: pg_sys::Datum, isnull: bool, typid: pg_sys::Oid, kind: Kind, render: Render) {
         let mut k = string_value(key);
+        // SAFETY: as the caller promises: the key and what the value's
+        // JsonbValue points to stay valid until finish() serialises them;
+        // the parse state is this builder's, in an open object, expecting a
+        // key and then its value.
         unsafe {
             pg_sys::pushJsonbValue(&mut self.state, pg_sys::JsonbIteratorToken::WJB_KEY, &mut k);
             let mut v = match render {
@@ -367,6 +450,9 @@ impl ObjectBuilder {
 
     /// The finished object as a jsonb datum.
     pub fn finish(mut self) -> pg_sys::Datum {
+        // SAFETY: the parse state is this builder's open object; every key
+        // and value pushed into it is still valid (add's contract), so
+        // JsonbValueToJsonb can read them into the new, palloc'd jsonb.
         unsafe {
             let res = pg_sys::pushJsonbValue(&mut self.state, pg_sys::JsonbIteratorToken::WJB_END_OBJECT, std::ptr::null_mut());
             pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(res))
@@ -387,7 +473,9 @@ mod tests {
         let ours = Spi::connect(|c| {
             let t = c.select(&format!("SELECT {expr}"), None, &[]).unwrap().first();
             let d = t.get_datum_by_ordinal(1).unwrap();
-            to_json_text(d.unwrap(), false, typid, Render::Value)
+            // SAFETY: a non-null datum of typid, just selected, valid while
+            // the SPI connection is.
+            unsafe { to_json_text(d.unwrap(), false, typid, Render::Value) }
         });
         (ours, theirs)
     }
@@ -430,8 +518,12 @@ mod tests {
                 let t = c.select(&format!("SELECT {expr}"), None, &[]).unwrap().first();
                 let d = t.get_datum_by_ordinal(1).unwrap().unwrap();
                 let mut b = ObjectBuilder::new();
-                b.add(c"k", d, false, typid, Kind::of(typid), Render::Value);
+                // SAFETY: a static key; a non-null datum of typid, just
+                // selected, valid while the SPI connection is.
+                unsafe { b.add(c"k", d, false, typid, Kind::of(typid), Render::Value) };
                 let jb = b.finish();
+                // SAFETY: finish returns a palloc'd, plain jsonb; its text is
+                // a palloc'd NUL-terminated string, copied at once.
                 unsafe {
                     let j: *mut pg_sys::Jsonb = jb.cast_mut_ptr();
                     CStr::from_ptr(pg_sys::JsonbToCString(std::ptr::null_mut(), &mut (*j).root, 64)).to_string_lossy().into_owned()
@@ -444,8 +536,11 @@ mod tests {
     #[pg_test]
     fn redacted_and_binary_never_show_the_value() {
         let d = pg_sys::Datum::from(0);
-        assert_eq!(to_json_text(d, false, pg_sys::TEXTOID, Render::Redacted), "\"[REDACTED]\"");
-        assert_eq!(to_json_text(d, true, pg_sys::TEXTOID, Render::Redacted), "\"[REDACTED]\"");
-        assert_eq!(to_json_text(d, true, pg_sys::BYTEAOID, Render::Binary), "null");
+        // SAFETY: redacted and binary renderings never read the value.
+        unsafe {
+            assert_eq!(to_json_text(d, false, pg_sys::TEXTOID, Render::Redacted), "\"[REDACTED]\"");
+            assert_eq!(to_json_text(d, true, pg_sys::TEXTOID, Render::Redacted), "\"[REDACTED]\"");
+            assert_eq!(to_json_text(d, true, pg_sys::BYTEAOID, Render::Binary), "null");
+        }
     }
 }

@@ -3,9 +3,13 @@
 //! The path of a change: capture (the trigger) → meta (cached per table) →
 //! context (who, once per statement) → diff → json → writer (the event row,
 //! event_row; straight into a partition, sink, or through SQL). Around it:
-//! settings, config (enable/disable/log_event), ddl (event triggers),
-//! protect (append-only), notify (live feed), read_log (recorded reads),
-//! identity (search_path and the log owner), log_ids, datum.
+//! settings, config (enable/disable/log_event), ddl and ddl_end (event
+//! triggers), protect (append-only), notify (live feed), read_log (recorded
+//! reads), identity (search_path and the log owner), log_ids, datum.
+//!
+//! Every `unsafe` block says, in a `// SAFETY:` comment, why it is sound.
+
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 use pgrx::prelude::*;
 
@@ -35,7 +39,7 @@ extension_sql_file!("../sql/context.sql", name = "context", requires = [context:
 extension_sql_file!(
     "../sql/config.sql",
     name = "config",
-    requires = ["schema", meta::invalidate, capture::capture]
+    requires = ["schema", "capture_function", meta::invalidate]
 );
 extension_sql_file!(
     "../sql/partitions.sql",
@@ -58,8 +62,8 @@ extension_sql_file!(
     requires = [
         "config",
         "protect",
-        capture::capture,
-        protect::_guard,
+        "capture_function",
+        "guard_function",
         config::write_event,
         protect::retention_active,
         ddl::stash_partitions,
@@ -68,7 +72,7 @@ extension_sql_file!(
         ddl_end::ddl_described
     ]
 );
-extension_sql_file!("../sql/protect.sql", name = "protect", requires = ["schema", protect::_guard]);
+extension_sql_file!("../sql/protect.sql", name = "protect", requires = ["schema", "guard_function"]);
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
 #[pg_guard]

@@ -47,13 +47,18 @@ thread_local! {
 
 /// Metadata for the relation a trigger fired on; `None` when no audited table
 /// governs it any more (a partition detached from an audited table).
-pub fn get(rel: pg_sys::Relation) -> Option<Rc<TableMeta>> {
-    // SAFETY: `rel` is the open trigger relation.
+///
+/// # Safety
+/// `rel` must be an open relation (the trigger relation), held open and
+/// locked against schema changes for the call.
+pub unsafe fn get(rel: pg_sys::Relation) -> Option<Rc<TableMeta>> {
+    // SAFETY: as the caller promises.
     let relid = unsafe { (*rel).rd_id };
     if let Some(hit) = CACHE.with(|c| c.borrow().get(&relid).cloned()) {
         return hit;
     }
-    let built = build(rel).map(Rc::new);
+    // SAFETY: as the caller promises.
+    let built = unsafe { build(rel) }.map(Rc::new);
     CACHE.with(|c| c.borrow_mut().insert(relid, built.clone()));
     built
 }
@@ -80,7 +85,9 @@ unsafe extern "C-unwind" fn on_namespace(_arg: pg_sys::Datum, _cacheid: i32, _ha
 }
 
 pub fn init() {
-    // SAFETY: plain callbacks without argument, registered once at load.
+    // SAFETY: called once, from _PG_init; registers #[pg_guard]ed functions
+    // of this library, which stays loaded for the backend's life, with no
+    // argument (the callback tables are fixed-size, and two entries fit).
     unsafe {
         pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache), pg_sys::Datum::from(0));
         pg_sys::CacheRegisterSyscacheCallback(
@@ -94,7 +101,9 @@ pub fn init() {
 /// Makes every backend rebuild the metadata of `target` and its partitions.
 #[pg_extern(name = "_invalidate")]
 fn invalidate(target: pg_sys::Oid) {
-    // SAFETY: queues an invalidation message; any oid is accepted.
+    // SAFETY: called inside a transaction (a function call), where an
+    // invalidation may be queued; an oid that names no relation is an error
+    // (cache lookup failed), not a misread.
     unsafe { pg_sys::CacheInvalidateRelcacheByRelid(target) };
 }
 
@@ -141,20 +150,25 @@ thread_local! {
 /// snapshot; the STABLE SQL functions it calls run with that snapshot too,
 /// and catalog look-ups by name or oid use catalog snapshots, always fresh.
 fn load_settings(relid: pg_sys::Oid) -> Option<Settings> {
+    // SAFETY: a plain SPI session inside the firing's transaction: connect,
+    // prepare (once, kept for the backend's life) a plan of one oid
+    // parameter and run it read-only with the latest snapshot (live until
+    // the next one is taken, after the query), then copy what it returned
+    // into Rust values before SPI_finish frees the result. An error raised
+    // in between unwinds through PostgreSQL, which closes the SPI connection
+    // at (sub)transaction abort.
     crate::identity::as_log_owner(|| unsafe {
-        // SAFETY: a plain SPI session: connect, run one kept read-only plan,
-        // copy what it returned into Rust values before SPI_finish frees the
-        // result. An error raised in between unwinds through PostgreSQL,
-        // which closes the SPI connection at (sub)transaction abort.
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
-            error!("pg_audit_trail: SPI_connect failed");
+            error!("pg_audit_trail: reading the audit settings of relation {relid}: SPI_connect failed");
         }
         let mut plan = SETTINGS_PLAN.get() as pg_sys::SPIPlanPtr;
         if plan.is_null() {
             let mut types = [pg_sys::OIDOID];
             plan = pg_sys::SPI_prepare(SETTINGS_SQL.as_ptr(), 1, types.as_mut_ptr());
             if plan.is_null() {
-                error!("pg_audit_trail: could not prepare the settings look-up: SPI error {}", { pg_sys::SPI_result });
+                error!("pg_audit_trail: reading the audit settings of relation {relid}: could not prepare the look-up: SPI error {}", {
+                    pg_sys::SPI_result
+                });
             }
             pg_sys::SPI_keepplan(plan);
             SETTINGS_PLAN.set(plan as usize);
@@ -216,11 +230,16 @@ fn load_settings(relid: pg_sys::Oid) -> Option<Settings> {
 /// # Safety
 /// `desc` must be a valid tuple descriptor and `i < natts`.
 pub unsafe fn tuple_desc_attr<'a>(desc: pg_sys::TupleDesc, i: usize) -> &'a pg_sys::FormData_pg_attribute {
-    #[cfg(not(feature = "pg18"))]
-    let first = (*desc).attrs.as_ptr();
-    #[cfg(feature = "pg18")]
-    let first = (*desc).compact_attrs.as_ptr().add((*desc).natts as usize).cast::<pg_sys::FormData_pg_attribute>();
-    &*first.add(i)
+    // SAFETY: as the caller promises; the descriptor's natts attributes
+    // follow its header (PostgreSQL 18: after natts CompactAttributes), as
+    // TupleDescAttr reads them.
+    unsafe {
+        #[cfg(not(feature = "pg18"))]
+        let first = (*desc).attrs.as_ptr();
+        #[cfg(feature = "pg18")]
+        let first = (*desc).compact_attrs.as_ptr().add((*desc).natts as usize).cast::<pg_sys::FormData_pg_attribute>();
+        &*first.add(i)
+    }
 }
 
 /// Whether a column is left out of events: dropped, or (PostgreSQL 18) a
@@ -234,9 +253,13 @@ fn left_out(att: &pg_sys::FormData_pg_attribute) -> bool {
     att.attisdropped
 }
 
-fn build(rel: pg_sys::Relation) -> Option<TableMeta> {
-    // SAFETY: `rel` is the open trigger relation; its descriptor and the
-    // attribute entries below natts are valid while it is open.
+/// # Safety
+/// As for `get`.
+unsafe fn build(rel: pg_sys::Relation) -> Option<TableMeta> {
+    // SAFETY: as the caller promises, `rel` is open: its descriptor and the
+    // attribute entries below natts are valid while it is, and cannot change
+    // (the lock held keeps ALTER TABLE out, and a relcache rebuild keeps an
+    // unchanged descriptor in place) while load_settings runs its query.
     let relid = unsafe { (*rel).rd_id };
     let s = load_settings(relid)?;
     // SAFETY: as above.
@@ -245,12 +268,12 @@ fn build(rel: pg_sys::Relation) -> Option<TableMeta> {
     let natts = unsafe { (*desc).natts } as usize;
     let mut all = Vec::with_capacity(natts);
     for i in 0..natts {
-        // SAFETY: i < natts.
+        // SAFETY: a valid descriptor (as above) and i < natts.
         let att = unsafe { tuple_desc_attr(desc, i) };
         if left_out(att) {
             continue;
         }
-        // SAFETY: attname is a NUL-terminated NameData.
+        // SAFETY: attname is a NUL-terminated NameData of the attribute.
         let name = unsafe { std::ffi::CStr::from_ptr(att.attname.data.as_ptr()) }.to_owned();
         let name_str = name.to_string_lossy().into_owned();
         let lower = name_str.to_lowercase();

@@ -32,16 +32,17 @@ thread_local! {
 
 fn queue(channel: &Rc<str>, payload: String) {
     if !CALLBACKS.get() {
-        // SAFETY: registering callbacks with plain functions and no
-        // argument; they stay registered for the backend's life.
+        // SAFETY: registers #[pg_guard]ed functions of this library, which
+        // stays loaded for the backend's life, with no argument; CALLBACKS
+        // makes sure it happens once.
         unsafe {
             pg_sys::RegisterXactCallback(Some(on_xact), std::ptr::null_mut());
             pg_sys::RegisterSubXactCallback(Some(on_subxact), std::ptr::null_mut());
         }
         CALLBACKS.set(true);
     }
-    // SAFETY: reads the current subtransaction's id, always valid inside a
-    // transaction, where capture runs.
+    // SAFETY: only reads the transaction state; capture (the only caller)
+    // runs inside a transaction.
     let sub = unsafe { pg_sys::GetCurrentSubTransactionId() };
     queue_in(sub, channel, payload);
 }
@@ -143,7 +144,9 @@ impl Feed {
         let channel = settings::text(&settings::NOTIFY_CHANNEL)?;
         Some(Feed {
             channel: channel.into(),
-            occurred_at: json::to_json_text(occurred_at, false, pg_sys::TIMESTAMPTZOID, Render::Value),
+            // SAFETY: timestamptz is passed by value (an int64): any datum is
+            // one, and one out of range is refused with an error, not misread.
+            occurred_at: unsafe { json::to_json_text(occurred_at, false, pg_sys::TIMESTAMPTZOID, Render::Value) },
             action: action.to_string(),
             entity_type: entity_type.map(str::to_string),
             actor: actor.to_string(),
@@ -152,10 +155,13 @@ impl Feed {
 
     /// Queues one event's announcement for its transaction's commit;
     /// `entity_id` is the text datum the log stores.
-    pub fn announce(&self, id: i64, entity_id: Option<Datum>) {
-        // SAFETY: `d` is a text datum the writer made for this event and
-        // still holds; text_to_cstring copies it (detoasted) into palloc'd
-        // memory that the surrounding batch context frees.
+    ///
+    /// # Safety
+    /// `entity_id` must be a valid text datum (the writer passes the one it
+    /// made for the event and still holds).
+    pub unsafe fn announce(&self, id: i64, entity_id: Option<Datum>) {
+        // SAFETY: as the caller promises; text_to_cstring copies it
+        // (detoasted) into palloc'd memory that the batch context frees.
         let entity_id = entity_id.map(|d| unsafe {
             std::ffi::CStr::from_ptr(pg_sys::text_to_cstring(d.cast_mut_ptr())).to_string_lossy().into_owned()
         });
@@ -226,6 +232,8 @@ mod tests {
         use pgrx::pg_sys::SubXactEvent::{SUBXACT_EVENT_ABORT_SUB, SUBXACT_EVENT_COMMIT_SUB};
         let c: std::rc::Rc<str> = std::rc::Rc::from("c");
         let pending = || super::PENDING.with(|p| p.borrow().payloads.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>());
+        // SAFETY: on_subxact ignores its argument and touches nothing but
+        // PENDING: calling it by hand is as sound as PostgreSQL calling it.
         let sub = |event, my, parent| unsafe { super::on_subxact(event, my, parent, std::ptr::null_mut()) };
         drop(super::take_all());
         super::queue_in(1, &c, "top".into());

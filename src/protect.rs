@@ -1,9 +1,11 @@
 //! The append-only guard on audit_trail.events and its partitions, and the
 //! one sanctioned way around it: retention trimming the default partition.
 
+use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgRelation;
 use std::cell::Cell;
+use std::ffi::CStr;
 
 thread_local! {
     /// Set only while `_trim_default` runs its DELETE; not reachable from SQL.
@@ -12,37 +14,85 @@ thread_local! {
     static BACKFILL_ACTIVE: Cell<bool> = const { Cell::new(false) };
 }
 
-#[derive(thiserror::Error, Debug)]
-pub enum GuardError {
-    #[error("guard fired in an unexpected way")]
-    Unexpected,
-}
-
-#[pg_trigger]
-fn _guard<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, GuardError> {
-    match trigger.op() {
-        Ok(pgrx::PgTriggerOperation::Update) if BACKFILL_ACTIVE.with(|r| r.get()) => return Ok(trigger.new()),
-        Ok(pgrx::PgTriggerOperation::Delete | pgrx::PgTriggerOperation::Truncate) if RETENTION_ACTIVE.with(|r| r.get()) => {
-            return Ok(trigger.old())
-        }
-        _ => (),
+/// `audit_trail._guard()`: the guard triggers' function (declared by the SQL
+/// below, under the symbol pgrx's #[pg_trigger] gave it). Refuses every
+/// change it fires for, but retention's.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn _guard_wrapper(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: PostgreSQL calls this with its fcinfo; the TriggerData is used
+    // during this call only.
+    let td = unsafe {
+        crate::capture::called_as_trigger(
+            fcinfo,
+            "audit_trail._guard()",
+            "pg_audit_trail puts its guard triggers on audit_trail.events and its partitions itself.",
+        )
+    };
+    let event = td.tg_event;
+    let op = event & pg_sys::TRIGGER_EVENT_OPMASK;
+    let row_level = event & pg_sys::TRIGGER_EVENT_ROW != 0;
+    if RETENTION_ACTIVE.with(|r| r.get()) && (op == pg_sys::TRIGGER_EVENT_DELETE || op == pg_sys::TRIGGER_EVENT_TRUNCATE) {
+        // Let retention's removal through: a BEFORE ROW firing returns the
+        // row it fired for, a statement firing nothing.
+        return if row_level { pg_sys::Datum::from(td.tg_trigtuple) } else { pg_sys::Datum::from(0) };
     }
-    let op = trigger.op().map(|o| o.to_string()).unwrap_or_else(|_| "change".into());
-    let table = trigger.relation().map(|r| format!("{}.{}", r.namespace(), r.name())).unwrap_or_default();
+    if BACKFILL_ACTIVE.with(|r| r.get()) && op == pg_sys::TRIGGER_EVENT_UPDATE {
+        // Let the update's back-fill through: a BEFORE ROW firing returns
+        // the new row (returning the old one would write it unchanged).
+        return if row_level { pg_sys::Datum::from(td.tg_newtuple) } else { pg_sys::Datum::from(0) };
+    }
+    let op = match op {
+        pg_sys::TRIGGER_EVENT_INSERT => "INSERT",
+        pg_sys::TRIGGER_EVENT_UPDATE => "UPDATE",
+        pg_sys::TRIGGER_EVENT_DELETE => "DELETE",
+        pg_sys::TRIGGER_EVENT_TRUNCATE => "TRUNCATE",
+        _ => "change",
+    };
+    // SAFETY: the trigger relation is open and pinned for the firing, so its
+    // pg_class row copy (name and namespace) is valid; get_namespace_name
+    // returns NULL or a palloc'd copy; both are copied at once.
+    let table = unsafe {
+        let rel = td.tg_relation;
+        let nsp = pg_sys::get_namespace_name((*(*rel).rd_rel).relnamespace);
+        let name = CStr::from_ptr((*(*rel).rd_rel).relname.data.as_ptr()).to_string_lossy();
+        if nsp.is_null() {
+            name.into_owned()
+        } else {
+            format!("{}.{name}", CStr::from_ptr(nsp).to_string_lossy())
+        }
+    };
     ereport!(
         PgLogLevel::ERROR,
         PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
         format!("{table} is append-only: {op} is not allowed"),
         "Events are removed only by audit_trail.apply_retention() and audit_trail.maintain()."
     );
-    #[allow(unreachable_code)]
-    Err(GuardError::Unexpected)
+    unreachable!()
 }
+
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo__guard_wrapper() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+extension_sql!(
+    "CREATE FUNCTION \"_guard\"()
+\tRETURNS TRIGGER
+\tLANGUAGE c
+\tAS 'MODULE_PATHNAME', '_guard_wrapper';",
+    name = "guard_function",
+    requires = ["schema"],
+);
 
 /// Drops a partition of the log (live or archived) on retention's behalf:
 /// the DDL event trigger refuses any other DROP of one.
 #[pg_extern(volatile, name = "_retention_drop")]
 fn retention_drop(partition: PgRelation) {
+    // SAFETY: two NUL-terminated names the CStrings keep alive across the
+    // call; quote_qualified_identifier returns a palloc'd NUL-terminated
+    // string, copied at once.
     let name = unsafe {
         let nsp = std::ffi::CString::new(partition.namespace()).unwrap_or_default();
         let rel = std::ffi::CString::new(partition.name()).unwrap_or_default();
@@ -52,7 +102,7 @@ fn retention_drop(partition: PgRelation) {
     };
     drop(partition);
     as_retention(|| crate::identity::with_pinned_search_path(|| Spi::run(&format!("DROP TABLE {name}"))))
-        .unwrap_or_else(|e| error!("{e}"));
+        .unwrap_or_else(|e| error!("pg_audit_trail: dropping {name} for retention: {e}"));
 }
 
 /// Whether retention is removing events right now (for the DDL event trigger).
@@ -78,7 +128,7 @@ fn trim_default(from: Option<pgrx::datum::TimestampWithTimeZone>, until: pgrx::d
             })
         })
     })
-    .unwrap_or_else(|e| error!("{e}"))
+    .unwrap_or_else(|e| error!("pg_audit_trail: trimming the default partition of audit_trail.events: {e}"))
 }
 
 /// Runs `f` with the retention flag up, lowered however `f` ends (an error

@@ -11,15 +11,13 @@ use pgrx::prelude::*;
 /// Whether `audit_trail.log_reads` asks for searches to be recorded.
 #[pg_extern(stable, name = "_log_reads_all")]
 fn log_reads_all() -> bool {
-    crate::settings::text(&crate::settings::LOG_READS).map(|v| v.eq_ignore_ascii_case("all")).unwrap_or(false)
+    crate::settings::log_reads() == crate::settings::LogReads::All
 }
 
 /// Whether `audit_trail.log_reads` asks for exports to be recorded.
 #[pg_extern(stable, name = "_log_reads_export")]
 fn log_reads_export() -> bool {
-    crate::settings::text(&crate::settings::LOG_READS)
-        .map(|v| !v.eq_ignore_ascii_case("none"))
-        .unwrap_or(true)
+    crate::settings::log_reads() != crate::settings::LogReads::None
 }
 
 /// Records a read of the trail. Callable by anyone, but only for the two

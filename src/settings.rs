@@ -4,11 +4,17 @@
 //! application sets them per request. The DBA settings are SUSET: a reader
 //! must not be able to switch off statement or read logging for their own
 //! session, nor a writer to shrink the redaction patterns before `enable`.
+//!
+//! The settings Rust reads in a parsed form (client_ip, partition_interval,
+//! log_reads, redact_patterns) are parsed once, by their check hook, which
+//! hands the result to PostgreSQL as the value's `extra`; the assign hook
+//! keeps a pointer to it (or the parsed enum) in a static the readers use.
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys::{self, Datum};
 use pgrx::prelude::*;
 use std::ffi::{c_char, c_void, CStr, CString};
+use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 pub static ACTOR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static CLIENT_IP: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -39,18 +45,142 @@ pub static NOTIFY_CHANNEL: GucSetting<Option<CString>> = GucSetting::<Option<CSt
 /// The value of a string setting, with `''` read as unset: a `SET LOCAL`
 /// value reads back as the empty string once its transaction has ended.
 pub fn text(setting: &GucSetting<Option<CString>>) -> Option<String> {
-    // SAFETY: the GUC machinery owns the pointer and keeps it valid until the
-    // next assignment, which cannot happen while we copy it.
+    // SAFETY: the setting's variable lives in a static; PostgreSQL stores in
+    // it NULL or a NUL-terminated string it owns, and frees that string only
+    // when it assigns another value, which nothing between this read and the
+    // copy below can do (the backend has one thread, and no SQL runs here).
     let raw = unsafe { *setting.as_ptr() };
     if raw.is_null() {
         return None;
     }
+    // SAFETY: as above: a valid NUL-terminated string, copied at once.
     let s = unsafe { CStr::from_ptr(raw) }.to_string_lossy();
     if s.is_empty() {
         None
     } else {
         Some(s.into_owned())
     }
+}
+
+/// `audit_trail.partition_interval`: the range `maintain` gives each new
+/// partition.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum PartitionInterval {
+    Day = 1,
+    Week = 2,
+    Month = 3,
+}
+
+impl PartitionInterval {
+    /// The name `maintain` uses for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PartitionInterval::Day => "day",
+            PartitionInterval::Week => "week",
+            PartitionInterval::Month => "month",
+        }
+    }
+
+    fn from_tag(tag: u8) -> Self {
+        match tag {
+            1 => PartitionInterval::Day,
+            2 => PartitionInterval::Week,
+            _ => PartitionInterval::Month,
+        }
+    }
+}
+
+/// `audit_trail.log_reads`: which reads of the trail are themselves recorded.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum LogReads {
+    None = 1,
+    Export = 2,
+    All = 3,
+}
+
+impl LogReads {
+    fn parse(s: &str) -> Option<LogReads> {
+        match s.to_ascii_lowercase().as_str() {
+            "none" => Some(LogReads::None),
+            "export" => Some(LogReads::Export),
+            "all" => Some(LogReads::All),
+            _ => None,
+        }
+    }
+
+    fn from_tag(tag: u8) -> Self {
+        match tag {
+            1 => LogReads::None,
+            3 => LogReads::All,
+            _ => LogReads::Export,
+        }
+    }
+}
+
+// What the assign hooks keep of the current values, for the readers below.
+// Defaults as the settings' boot values; defining a setting assigns it.
+static PARTITION_INTERVAL_NOW: AtomicU8 = AtomicU8::new(PartitionInterval::Month as u8);
+static LOG_READS_NOW: AtomicU8 = AtomicU8::new(LogReads::Export as u8);
+/// The extra of client_ip's current value: a whole inet varlena; null when
+/// no address is set.
+static CLIENT_IP_NOW: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
+/// The extra of redact_patterns' current value: the patterns, lower-cased,
+/// joined by commas, NUL-terminated; null until the setting is defined.
+static REDACT_PATTERNS_NOW: AtomicPtr<c_char> = AtomicPtr::new(std::ptr::null_mut());
+
+/// `audit_trail.partition_interval`, parsed when it was set.
+pub fn partition_interval() -> PartitionInterval {
+    PartitionInterval::from_tag(PARTITION_INTERVAL_NOW.load(Ordering::Relaxed))
+}
+
+/// `audit_trail.log_reads`, parsed when it was set.
+pub fn log_reads() -> LogReads {
+    LogReads::from_tag(LOG_READS_NOW.load(Ordering::Relaxed))
+}
+
+/// `audit_trail.client_ip` as an inet datum in the current memory context;
+/// None when no address is set (or only blanks).
+pub fn client_ip() -> Option<Datum> {
+    let inet = CLIENT_IP_NOW.load(Ordering::Relaxed);
+    if inet.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null pointer here is the extra of the setting's current
+    // value, a whole inet varlena (4-byte header, never compressed) that
+    // check_client_ip copied into memory PostgreSQL owns. PostgreSQL frees
+    // an extra only after the assign hook has stored the next value's here,
+    // and nothing between the load above and this copy can assign the
+    // setting. The copy (datumCopy's, for a flat varlena) lives in the
+    // current memory context: a SET later in the statement may free the
+    // extra, never the copy.
+    unsafe {
+        let len = pgrx::varlena::varsize_any(inet.cast::<pg_sys::varlena>());
+        let copy = pg_sys::palloc(len);
+        std::ptr::copy_nonoverlapping(inet.cast::<u8>(), copy.cast::<u8>(), len);
+        Some(Datum::from(copy))
+    }
+}
+
+/// `audit_trail.redact_patterns` as lower-case, trimmed, non-empty parts.
+pub fn redact_patterns() -> Vec<String> {
+    let list = REDACT_PATTERNS_NOW.load(Ordering::Relaxed);
+    if list.is_null() {
+        // Not defined yet: _PG_init defines (and so assigns) it first thing.
+        return patterns_of(&text(&REDACT_PATTERNS).unwrap_or_default());
+    }
+    // SAFETY: as in client_ip(): the extra of the current value, a
+    // NUL-terminated string check_redact_patterns made, valid until the
+    // setting is next assigned, which cannot happen before this copy.
+    let list = unsafe { CStr::from_ptr(list) }.to_string_lossy();
+    list.split(',').filter(|p| !p.is_empty()).map(str::to_owned).collect()
+}
+
+/// The patterns of a redact_patterns value: its comma-separated parts,
+/// trimmed and lower-cased, the empty ones left out.
+fn patterns_of(s: &str) -> Vec<String> {
+    s.split(',').map(|p| p.trim().to_lowercase()).filter(|p| !p.is_empty()).collect()
 }
 
 pub fn init() {
@@ -62,6 +192,10 @@ pub fn init() {
     ctx(c"audit_trail.service", c"The calling service; default: application_name.", &SERVICE);
     ctx(c"audit_trail.tenant", c"The tenant the change belongs to.", &TENANT);
     ctx(c"audit_trail.request_id", c"The request that caused the change.", &REQUEST_ID);
+    // SAFETY: define_string_guc_with_hooks asks for hooks that cannot let a
+    // Rust panic cross into PostgreSQL: every hook below is #[pg_guard]ed,
+    // and the check hooks trap the errors of the input functions they call
+    // (a check hook must not throw).
     unsafe {
         GucRegistry::define_string_guc_with_hooks(
             c"audit_trail.client_ip",
@@ -70,8 +204,8 @@ pub fn init() {
             &CLIENT_IP,
             GucContext::Userset,
             GucFlags::default(),
-            Some(check_inet),
-            None,
+            Some(check_client_ip),
+            Some(assign_client_ip),
             None,
         );
         GucRegistry::define_string_guc_with_hooks(
@@ -115,7 +249,7 @@ pub fn init() {
             GucContext::Suset,
             GucFlags::default(),
             Some(check_partition_interval),
-            None,
+            Some(assign_partition_interval),
             None,
         );
         GucRegistry::define_string_guc_with_hooks(
@@ -126,7 +260,18 @@ pub fn init() {
             GucContext::Suset,
             GucFlags::default(),
             Some(check_log_reads),
+            Some(assign_log_reads),
             None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"audit_trail.redact_patterns",
+            c"Comma-separated column-name substrings whose values are redacted.",
+            c"",
+            &REDACT_PATTERNS,
+            GucContext::Suset,
+            GucFlags::default(),
+            Some(check_redact_patterns),
+            Some(assign_redact_patterns),
             None,
         );
     }
@@ -148,14 +293,6 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
-    GucRegistry::define_string_guc(
-        c"audit_trail.redact_patterns",
-        c"Comma-separated column-name substrings whose values are redacted.",
-        c"",
-        &REDACT_PATTERNS,
-        GucContext::Suset,
-        GucFlags::default(),
-    );
     GucRegistry::define_bool_guc(
         c"audit_trail.log_statement",
         c"Record the top-level statement text with each event.",
@@ -172,20 +309,77 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    // SAFETY: called from _PG_init, as PostgreSQL expects, with a static
+    // NUL-terminated prefix that it copies.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"audit_trail".as_ptr()) };
 }
 
-/// Runs `f` on the proposed value; a check hook must never throw, so any
-/// error raised inside (e.g. by a type's input function) counts as "invalid".
-unsafe fn check_with(newval: *mut *mut c_char, f: fn(&str) -> Result<(), &'static CStr>) -> bool {
+/// What a check hook's parser keeps of a value it accepts: bytes for the
+/// assign hook (the value's `extra`), or nothing.
+type Parsed = Result<Option<Vec<u8>>, &'static CStr>;
+
+#[cfg(feature = "pg15")]
+unsafe extern "C" {
+    /// C's malloc: PostgreSQL 15 frees a setting's extra with free(), and
+    /// its guc_malloc is static.
+    fn malloc(size: usize) -> *mut c_void;
+}
+
+/// `size` bytes for a setting's `extra`, allocated as PostgreSQL frees
+/// extras; null when memory runs out (logged, never thrown).
+#[cfg(feature = "pg15")]
+fn guc_alloc(size: usize) -> *mut c_void {
+    // SAFETY: malloc has no precondition; a null result is handled by the caller.
+    unsafe { malloc(size) }
+}
+
+/// `size` bytes for a setting's `extra`, allocated as PostgreSQL frees
+/// extras; null when memory runs out (logged, never thrown).
+#[cfg(not(feature = "pg15"))]
+fn guc_alloc(size: usize) -> *mut c_void {
+    // SAFETY: guc_malloc at elevel LOG reports running out of memory and
+    // returns NULL rather than throwing, as a check hook requires.
+    unsafe { pg_sys::guc_malloc(pg_sys::LOG as i32, size) }
+}
+
+/// Runs `parse` on the proposed value, trimmed. A check hook must never
+/// throw, so any error raised inside (e.g. by a type's input function)
+/// counts as "invalid". What `parse` keeps becomes the value's `extra`, in
+/// memory PostgreSQL owns from then on and frees when no value uses it.
+///
+/// # Safety
+/// `newval` and `extra` must be the arguments PostgreSQL passed to a string
+/// setting's check hook.
+unsafe fn check_with(newval: *mut *mut c_char, extra: *mut *mut c_void, parse: fn(&str) -> Parsed) -> bool {
+    // SAFETY: as the caller promises, `newval` points at the proposed value,
+    // NULL or a NUL-terminated string valid for the whole hook.
     let raw = unsafe { *newval };
     if raw.is_null() {
         return true;
     }
+    // SAFETY: as above.
     let value = unsafe { CStr::from_ptr(raw) }.to_string_lossy().into_owned();
-    match f(value.trim()) {
-        Ok(()) => true,
+    match parse(value.trim()) {
+        Ok(None) => true,
+        Ok(Some(kept)) => {
+            let block = guc_alloc(kept.len());
+            if block.is_null() {
+                return false;
+            }
+            // SAFETY: `block` is a fresh allocation of kept.len() bytes, and
+            // `extra` is where PostgreSQL takes the hook's extra from (the
+            // caller's promise); it owns the block from now on.
+            unsafe {
+                std::ptr::copy_nonoverlapping(kept.as_ptr(), block.cast::<u8>(), kept.len());
+                *extra = block;
+            }
+            true
+        }
         Err(detail) => {
+            // SAFETY: GUC_check_errdetail_string is the variable PostgreSQL
+            // reads a check hook's detail from when the hook returns false
+            // (what GUC_check_errdetail() sets); the text is copied into the
+            // current memory context, where PostgreSQL expects it.
             unsafe {
                 pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(detail.as_ptr());
             }
@@ -194,125 +388,203 @@ unsafe fn check_with(newval: *mut *mut c_char, f: fn(&str) -> Result<(), &'stati
     }
 }
 
-/// Parses `s` with a type's input function, trapping the error it may raise.
-fn parses_as(type_input: fn(&str) -> Datum, s: &str) -> Option<Datum> {
-    let s = s.to_string();
-    PgTryBuilder::new(move || Some(type_input(&s)))
-        .catch_others(|_| None)
-        .execute()
+/// The byte a check hook kept as the value's extra, if it kept one.
+///
+/// # Safety
+/// `extra` must be null or point to at least one readable byte.
+unsafe fn extra_tag(extra: *mut c_void) -> Option<u8> {
+    // SAFETY: as the caller promises.
+    (!extra.is_null()).then(|| unsafe { *extra.cast::<u8>() })
 }
 
-pub fn interval_in(s: &str) -> Datum {
-    let c = CString::new(s).unwrap_or_default();
+/// Parses `s` with a type's input function, trapping the error it may raise.
+fn parses_as(type_input: fn(&str) -> Option<Datum>, s: &str) -> Option<Datum> {
+    let s = s.to_string();
+    PgTryBuilder::new(move || type_input(&s)).catch_others(|_| None).execute()
+}
+
+fn interval_in(s: &str) -> Option<Datum> {
+    let c = CString::new(s).ok()?;
+    // SAFETY: interval_in's three arguments, as its SQL signature has them:
+    // a C string `c` keeps alive across the call, the type modifier's
+    // typelem (unused) and typmod -1.
     unsafe {
         pgrx::direct_function_call_as_datum(
             pg_sys::interval_in,
             &[Some(Datum::from(c.as_ptr())), Some(Datum::from(pg_sys::InvalidOid)), Some(Datum::from(-1i32))],
         )
-        .unwrap_or(Datum::from(0))
     }
 }
 
-pub fn inet_in(s: &str) -> Datum {
-    let c = CString::new(s).unwrap_or_default();
-    unsafe { pgrx::direct_function_call_as_datum(pg_sys::inet_in, &[Some(Datum::from(c.as_ptr()))]).unwrap_or(Datum::from(0)) }
+fn inet_in(s: &str) -> Option<Datum> {
+    let c = CString::new(s).ok()?;
+    // SAFETY: inet_in's one argument, a C string `c` keeps alive across the call.
+    unsafe { pgrx::direct_function_call_as_datum(pg_sys::inet_in, &[Some(Datum::from(c.as_ptr()))]) }
+}
+
+/// `s` as an interval, if interval_in takes it.
+fn parse_interval(s: &str) -> Option<pg_sys::Interval> {
+    let d = parses_as(interval_in, s)?;
+    // SAFETY: a non-null result of interval_in points to the Interval it
+    // palloc'd in the current memory context, which nothing resets before
+    // this copy.
+    Some(unsafe { *d.cast_mut_ptr::<pg_sys::Interval>() })
 }
 
 /// Microseconds in an interval, months counted as 30 days (as PostgreSQL's
 /// interval comparison does).
-pub fn interval_micros(d: Datum) -> i64 {
-    let iv = unsafe { &*(d.cast_mut_ptr::<pg_sys::Interval>()) };
+fn interval_micros(iv: &pg_sys::Interval) -> i64 {
     iv.time + (iv.day as i64 + iv.month as i64 * 30) * 86_400_000_000
 }
 
-fn retention_ok(s: &str) -> Result<(), &'static CStr> {
+fn retention_ok(s: &str) -> Parsed {
     if s.is_empty() || s == "0" {
-        return Ok(());
+        return Ok(None);
     }
-    match parses_as(interval_in, s) {
-        Some(d) if interval_micros(d) >= 0 => Ok(()),
+    match parse_interval(s) {
+        Some(iv) if interval_micros(&iv) >= 0 => Ok(None),
         Some(_) => Err(c"A retention cannot be negative; use 0 to keep everything."),
         None => Err(c"Expected an interval such as '90 days', or 0 to keep everything."),
     }
 }
 
-/// The three intervals `maintain` can lay partitions out by, as the name it
-/// uses for each.
-pub fn partition_interval_kind(s: &str) -> Option<&'static str> {
-    let d = parses_as(interval_in, s)?;
-    let iv = unsafe { &*(d.cast_mut_ptr::<pg_sys::Interval>()) };
+/// The three intervals `maintain` can lay partitions out by.
+pub fn partition_interval_kind(s: &str) -> Option<PartitionInterval> {
+    let iv = parse_interval(s)?;
     match (iv.month, iv.day, iv.time) {
-        (0, 1, 0) => Some("day"),
-        (0, 7, 0) => Some("week"),
-        (1, 0, 0) => Some("month"),
+        (0, 1, 0) => Some(PartitionInterval::Day),
+        (0, 7, 0) => Some(PartitionInterval::Week),
+        (1, 0, 0) => Some(PartitionInterval::Month),
         _ => None,
     }
 }
 
-fn partition_interval_ok(s: &str) -> Result<(), &'static CStr> {
-    partition_interval_kind(s).map(|_| ()).ok_or(c"Allowed values: '1 day', '1 week', '1 month'.")
-}
-
-fn log_reads_ok(s: &str) -> Result<(), &'static CStr> {
-    match s.to_ascii_lowercase().as_str() {
-        "none" | "export" | "all" => Ok(()),
-        _ => Err(c"Allowed values: none, export, all."),
+fn partition_interval_ok(s: &str) -> Parsed {
+    match partition_interval_kind(s) {
+        Some(kind) => Ok(Some(vec![kind as u8])),
+        None => Err(c"Allowed values: '1 day', '1 week', '1 month'."),
     }
 }
 
-fn inet_ok(s: &str) -> Result<(), &'static CStr> {
-    if s.is_empty() || parses_as(inet_in, s).is_some() {
-        Ok(())
-    } else {
-        Err(c"Expected an IP address such as 203.0.113.7 or 2001:db8::1.")
+fn log_reads_ok(s: &str) -> Parsed {
+    match LogReads::parse(s) {
+        Some(which) => Ok(Some(vec![which as u8])),
+        None => Err(c"Allowed values: none, export, all."),
     }
 }
 
-fn channel_ok(s: &str) -> Result<(), &'static CStr> {
+/// Keeps the whole inet varlena the address parses to.
+fn inet_ok(s: &str) -> Parsed {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let Some(d) = parses_as(inet_in, s) else {
+        return Err(c"Expected an IP address such as 203.0.113.7 or 2001:db8::1.");
+    };
+    // SAFETY: a non-null result of inet_in points to the inet it palloc'd in
+    // the current memory context, a plain varlena whose header says its
+    // size; nothing frees it before this copy.
+    let bytes = unsafe {
+        let v = d.cast_mut_ptr::<pg_sys::varlena>();
+        std::slice::from_raw_parts(v.cast::<u8>(), pgrx::varlena::varsize_any(v)).to_vec()
+    };
+    Ok(Some(bytes))
+}
+
+fn channel_ok(s: &str) -> Parsed {
     if s.len() < pg_sys::NAMEDATALEN as usize {
-        Ok(())
+        Ok(None)
     } else {
         Err(c"A channel name is at most 63 bytes long.")
     }
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn check_channel(newval: *mut *mut c_char, _extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
-    unsafe { check_with(newval, channel_ok) }
+/// A list of column-name substrings, comma-separated. Refused: an array
+/// literal (its braces would become part of the first and last patterns),
+/// and a pattern longer than any column name can be (63 bytes, so at most
+/// 63 characters: lower-casing a name never gives it more characters than
+/// the Rust lower-casing of the pattern has). Keeps the parsed list.
+fn redact_patterns_ok(s: &str) -> Parsed {
+    if s.starts_with('{') && s.ends_with('}') {
+        return Err(c"Expected a comma-separated list such as 'password,secret' ('' for none), not an array literal.");
+    }
+    let max = pg_sys::NAMEDATALEN as usize - 1;
+    if s.split(',').any(|p| p.trim().chars().count() > max) {
+        return Err(c"A pattern is part of a column name: at most 63 characters.");
+    }
+    let mut kept = patterns_of(s).join(",").into_bytes();
+    kept.push(0);
+    Ok(Some(kept))
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn check_inet(newval: *mut *mut c_char, _extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
-    unsafe { check_with(newval, inet_ok) }
+unsafe extern "C-unwind" fn check_channel(newval: *mut *mut c_char, extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
+    // SAFETY: PostgreSQL calls this as the setting's check hook.
+    unsafe { check_with(newval, extra, channel_ok) }
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn check_retention(newval: *mut *mut c_char, _extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
-    unsafe { check_with(newval, retention_ok) }
+unsafe extern "C-unwind" fn check_client_ip(newval: *mut *mut c_char, extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
+    // SAFETY: PostgreSQL calls this as the setting's check hook.
+    unsafe { check_with(newval, extra, inet_ok) }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn assign_client_ip(_newval: *const c_char, extra: *mut c_void) {
+    CLIENT_IP_NOW.store(extra, Ordering::Relaxed);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_retention(newval: *mut *mut c_char, extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
+    // SAFETY: PostgreSQL calls this as the setting's check hook.
+    unsafe { check_with(newval, extra, retention_ok) }
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn check_partition_interval(
     newval: *mut *mut c_char,
-    _extra: *mut *mut c_void,
+    extra: *mut *mut c_void,
     _source: pg_sys::GucSource::Type,
 ) -> bool {
-    unsafe { check_with(newval, partition_interval_ok) }
+    // SAFETY: PostgreSQL calls this as the setting's check hook.
+    unsafe { check_with(newval, extra, partition_interval_ok) }
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn check_log_reads(newval: *mut *mut c_char, _extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
-    unsafe { check_with(newval, log_reads_ok) }
+unsafe extern "C-unwind" fn assign_partition_interval(_newval: *const c_char, extra: *mut c_void) {
+    // SAFETY: `extra` is what check_partition_interval kept for this value:
+    // one byte, or null (a NULL value, which the setting never has).
+    let tag = unsafe { extra_tag(extra) }.unwrap_or(PartitionInterval::Month as u8);
+    PARTITION_INTERVAL_NOW.store(tag, Ordering::Relaxed);
 }
 
-/// `audit_trail.redact_patterns` as lower-case, trimmed, non-empty parts.
-pub fn redact_patterns() -> Vec<String> {
-    text(&REDACT_PATTERNS)
-        .unwrap_or_default()
-        .split(',')
-        .map(|p| p.trim().to_lowercase())
-        .filter(|p| !p.is_empty())
-        .collect()
+#[pg_guard]
+unsafe extern "C-unwind" fn check_log_reads(newval: *mut *mut c_char, extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
+    // SAFETY: PostgreSQL calls this as the setting's check hook.
+    unsafe { check_with(newval, extra, log_reads_ok) }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn assign_log_reads(_newval: *const c_char, extra: *mut c_void) {
+    // SAFETY: `extra` is what check_log_reads kept for this value: one byte,
+    // or null (a NULL value, which the setting never has).
+    let tag = unsafe { extra_tag(extra) }.unwrap_or(LogReads::Export as u8);
+    LOG_READS_NOW.store(tag, Ordering::Relaxed);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_redact_patterns(
+    newval: *mut *mut c_char,
+    extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    // SAFETY: PostgreSQL calls this as the setting's check hook.
+    unsafe { check_with(newval, extra, redact_patterns_ok) }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn assign_redact_patterns(_newval: *const c_char, extra: *mut c_void) {
+    REDACT_PATTERNS_NOW.store(extra.cast::<c_char>(), Ordering::Relaxed);
 }
 
 /// `current_setting(name)` for our own settings. Being a function of the
@@ -322,13 +594,22 @@ pub fn redact_patterns() -> Vec<String> {
 #[pg_extern(stable, name = "_setting")]
 fn setting_sql(name: &str) -> Option<String> {
     if !name.starts_with("audit_trail.") {
-        error!("pg_audit_trail: {name} is not a setting of pg_audit_trail");
+        ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("pg_audit_trail: \"{name}\" is not a setting of pg_audit_trail")
+        );
     }
     let c = CString::new(name).ok()?;
+    // SAFETY: a NUL-terminated name `c` keeps alive across the call; with
+    // missing_ok false an unknown name raises PostgreSQL's own error
+    // (42704, naming it). The result is NULL or a string PostgreSQL owns
+    // until the setting is next assigned, copied at once below.
     let v = unsafe { pg_sys::GetConfigOption(c.as_ptr(), false, false) };
     if v.is_null() {
         None
     } else {
+        // SAFETY: as above.
         Some(unsafe { CStr::from_ptr(v) }.to_string_lossy().into_owned())
     }
 }
@@ -342,10 +623,7 @@ fn redact_patterns_sql() -> Vec<String> {
 /// The partition interval's kind (day, week, month) for the SQL side.
 #[pg_extern(stable, name = "_partition_interval_kind")]
 fn partition_interval_kind_sql() -> &'static str {
-    let s = text(&PARTITION_INTERVAL).unwrap_or_else(|| "1 month".into());
-    partition_interval_kind(&s).unwrap_or_else(|| {
-        error!("audit_trail.partition_interval is \"{s}\"; allowed values: '1 day', '1 week', '1 month'")
-    })
+    partition_interval().name()
 }
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -355,9 +633,10 @@ mod tests {
 
     #[pg_test]
     fn partition_intervals() {
-        assert_eq!(super::partition_interval_kind("1 day"), Some("day"));
-        assert_eq!(super::partition_interval_kind("7 days"), Some("week"));
-        assert_eq!(super::partition_interval_kind("1 mon"), Some("month"));
+        use super::PartitionInterval::{Day, Month, Week};
+        assert_eq!(super::partition_interval_kind("1 day"), Some(Day));
+        assert_eq!(super::partition_interval_kind("7 days"), Some(Week));
+        assert_eq!(super::partition_interval_kind("1 mon"), Some(Month));
         assert_eq!(super::partition_interval_kind("2 days"), None);
         assert_eq!(super::partition_interval_kind("bogus"), None);
     }
@@ -368,6 +647,46 @@ mod tests {
         assert!(super::retention_ok("90 days").is_ok());
         assert!(super::retention_ok("-1 day").is_err());
         assert!(super::retention_ok("soon").is_err());
+    }
+
+    #[pg_test]
+    fn redact_pattern_lists() {
+        assert_eq!(super::redact_patterns_ok("").unwrap(), Some(b"\0".to_vec()));
+        assert_eq!(super::redact_patterns_ok(" Pass , ,TOKEN,").unwrap(), Some(b"pass,token\0".to_vec()));
+        assert!(super::redact_patterns_ok("password,api key,x{y}").is_ok());
+        assert!(super::redact_patterns_ok(&"x".repeat(63)).is_ok());
+        assert!(super::redact_patterns_ok(&format!("pin,{}", "x".repeat(64))).is_err());
+        assert!(super::redact_patterns_ok("{password,secret}").is_err());
+        assert!(super::redact_patterns_ok("{}").is_err());
+    }
+
+    /// The parsed values follow SET, SET LOCAL and their end.
+    #[pg_test]
+    fn settings_are_parsed_when_set() {
+        use super::{LogReads, PartitionInterval};
+        Spi::run("SET LOCAL audit_trail.partition_interval = '7 days'").unwrap();
+        assert_eq!(super::partition_interval(), PartitionInterval::Week);
+        Spi::run("SET LOCAL audit_trail.log_reads = 'ALL'").unwrap();
+        assert_eq!(super::log_reads(), LogReads::All);
+        Spi::run("SET LOCAL audit_trail.redact_patterns = ' PassWord , ,Secret'").unwrap();
+        assert_eq!(super::redact_patterns(), ["password", "secret"]);
+        Spi::run("SET LOCAL audit_trail.client_ip = ' 203.0.113.9 '").unwrap();
+        let ip = super::client_ip().unwrap();
+        // SAFETY: to_text returns a text datum of the inet's output.
+        let shown = unsafe { String::from_datum(crate::json::to_text(ip, pg_sys::INETOID), false) };
+        assert_eq!(shown.as_deref(), Some("203.0.113.9"));
+        Spi::run("SET LOCAL audit_trail.client_ip = '   '").unwrap();
+        assert!(super::client_ip().is_none());
+        Spi::run("RESET audit_trail.partition_interval; RESET audit_trail.log_reads; RESET audit_trail.redact_patterns")
+            .unwrap();
+        assert_eq!(super::partition_interval(), PartitionInterval::Month);
+        assert_eq!(super::log_reads(), LogReads::Export);
+        assert!(super::redact_patterns().contains(&"password".to_string()));
+    }
+
+    #[pg_test(error = "pg_audit_trail: \"work_mem\" is not a setting of pg_audit_trail")]
+    fn setting_refuses_other_settings() {
+        Spi::run("SELECT audit_trail._setting('work_mem')").unwrap();
     }
 
     #[pg_test(error = "invalid value for parameter \"audit_trail.partition_interval\": \"2 days\"")]

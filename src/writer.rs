@@ -314,7 +314,9 @@ impl Writer {
         };
         if let Some(feed) = self.feed.as_ref() {
             for (id, e) in written.iter().zip(events.iter()) {
-                feed.announce(*id, e.entity_id);
+                // SAFETY: entity_id is the text datum the capture made for
+                // this event; it lives in the batch context, reset below.
+                unsafe { feed.announce(*id, e.entity_id) };
             }
         }
         drop(rows);
