@@ -162,6 +162,192 @@ BEGIN
 END
 $$;
 
+-- new
+CREATE FUNCTION audit_trail._export_columns()
+RETURNS TABLE(name text, csv text, json text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a record;
+    col text;
+BEGIN
+    FOR a IN
+        SELECT attname::text AS attname, atttypid::regtype AS typ FROM pg_attribute
+        WHERE attrelid = 'audit_trail.events'::regclass AND attnum > 0 AND NOT attisdropped
+        ORDER BY attnum
+    LOOP
+        col := quote_ident(a.attname);
+        name := a.attname;
+        json := col;
+        CASE a.typ
+            WHEN 'bigint'::regtype THEN csv := col || '::text';
+            WHEN 'timestamp with time zone'::regtype THEN
+                csv := format('to_char(%s, ''YYYY-MM-DD"T"HH24:MI:SS.US"Z"'')', col);
+            WHEN 'text'::regtype THEN csv := format('audit_trail._csv(%s)', col);
+            WHEN 'jsonb'::regtype THEN csv := format('audit_trail._csv(%s::text)', col);
+            WHEN 'text[]'::regtype THEN csv := format('audit_trail._csv(to_jsonb(%s)::text)', col);
+            WHEN 'inet'::regtype THEN
+                csv := format('audit_trail._csv(host(%s))', col);
+                json := format('host(%s)', col);
+            ELSE
+                RAISE EXCEPTION 'pg_audit_trail: export has no rendering for column % of type %', a.attname, a.typ
+                    USING ERRCODE = 'feature_not_supported';
+        END CASE;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+-- new
+CREATE FUNCTION audit_trail._export_header() RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT string_agg(name, ',') FROM audit_trail._export_columns() $$;
+
+-- new
+CREATE FUNCTION audit_trail._export_line(fmt text) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE fmt
+        WHEN 'csv' THEN 'array_to_string(ARRAY[' || string_agg(csv, ', ') || '], '','', '''')'
+        ELSE 'json_build_object(' || string_agg(quote_literal(name) || ', ' || json, ', ') || ')::text'
+    END
+    FROM audit_trail._export_columns()
+$$;
+
+-- changed
+CREATE OR REPLACE FUNCTION audit_trail.export(
+    format       text        DEFAULT 'csv',
+    actions      text[]      DEFAULT NULL,
+    entity_types text[]      DEFAULT NULL,
+    entity_id    text        DEFAULT NULL,
+    actor        text        DEFAULT NULL,
+    since        timestamptz DEFAULT NULL,
+    until        timestamptz DEFAULT NULL,
+    q            text        DEFAULT NULL,
+    tenant       text        DEFAULT NULL
+) RETURNS SETOF text
+LANGUAGE plpgsql
+-- Every timestamp leaves in UTC, whatever the session's time zone.
+SET timezone = 'UTC'
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    fmt text := lower(coalesce(format, ''));
+    cond text;
+    line text;
+BEGIN
+    IF fmt NOT IN ('csv', 'jsonl') THEN
+        RAISE EXCEPTION 'format must be csv or jsonl, not %', coalesce(quote_literal(format), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    cond := audit_trail._where(actions, entity_types, entity_id, actor, since, until, q, tenant);
+    -- The rows go out through the function's result store, which spills to
+    -- disk past work_mem: any number of events, bounded memory.
+    IF fmt = 'csv' THEN
+        RETURN NEXT audit_trail._export_header();
+    END IF;
+    line := audit_trail._export_line(fmt);
+    RETURN QUERY EXECUTE
+        'SELECT ' || line || ' FROM (SELECT * FROM audit_trail.events WHERE ' || cond || ' ORDER BY id DESC) e'
+        USING audit_trail._upper_all(actions), entity_types, entity_id, actor, since, until, q, tenant;
+    -- Recorded after the rows are read, so an export never lists itself.
+    IF audit_trail._log_reads_export() THEN
+        PERFORM audit_trail._log_read('AUDIT_LOG_EXPORTED',
+            jsonb_build_object('format', fmt)
+            || audit_trail._filters_json(actions, entity_types, entity_id, actor, since, until, q, tenant));
+    END IF;
+END
+$$;
+
+-- changed
+CREATE OR REPLACE FUNCTION audit_trail.diff(event_id bigint)
+RETURNS TABLE(column_name text, before jsonb, after jsonb)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH e AS (SELECT * FROM audit_trail.events WHERE id = event_id)
+    SELECT c.col, e.before -> c.col, e.after -> c.col
+    FROM e
+    CROSS JOIN LATERAL (
+        SELECT col, ord FROM unnest(e.changed) WITH ORDINALITY AS u(col, ord)
+        WHERE e.operation = 'UPDATE'
+        UNION ALL
+        SELECT k, coalesce(a.attnum, 32767)
+        FROM jsonb_object_keys(coalesce(e.after, e.before)) AS k
+        LEFT JOIN pg_attribute a ON a.attrelid = to_regclass(e.entity_type) AND a.attname = k AND NOT a.attisdropped
+        WHERE e.operation IN ('INSERT', 'DELETE') AND e.changed IS NULL
+    ) c
+    ORDER BY c.ord, c.col;
+$$;
+
+-- changed
+CREATE OR REPLACE FUNCTION audit_trail.row_as_of(target regclass, entity_id text, at timestamptz)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    keys text[];
+    excluded text[];
+    redacted text[];
+    state jsonb;
+    ev record;
+    live jsonb;
+    col text;
+BEGIN
+    IF target IS NULL OR entity_id IS NULL OR at IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT r.keys, r.excluded, r.redacted INTO keys, excluded, redacted FROM audit_trail._row_settings(target) r;
+    IF keys IS NULL THEN
+        RAISE EXCEPTION 'table % has no key: its rows cannot be told apart', target
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give key_columns to audit_trail.enable().';
+    END IF;
+
+    -- The live row, rendered as the trail renders it.
+    EXECUTE format('SELECT to_jsonb(t) FROM %s t WHERE %s', target,
+                   CASE WHEN cardinality(keys) = 1
+                        THEN format('%I::text = $1', keys[1])
+                        ELSE format('jsonb_build_array(%s) = $1::jsonb',
+                                    (SELECT string_agg(format('%I', k), ', ') FROM unnest(keys) k)) END)
+        INTO live USING entity_id;
+    IF live IS NOT NULL THEN
+        FOREACH col IN ARRAY excluded LOOP
+            live := live - col;
+        END LOOP;
+        FOREACH col IN ARRAY redacted LOOP
+            live := jsonb_set(live, ARRAY[col], '"[REDACTED]"');
+        END LOOP;
+        FOR col IN
+            SELECT a.attname FROM pg_attribute a
+            WHERE a.attrelid = target AND a.attnum > 0 AND NOT a.attisdropped
+              AND audit_trail._contains_bytea(a.atttypid) AND live ? a.attname AND live -> a.attname <> 'null'
+        LOOP
+            live := jsonb_set(live, ARRAY[col], '"[BINARY DATA]"');
+        END LOOP;
+    END IF;
+    state := live;
+
+    FOR ev IN
+        SELECT h.operation, h.before, h.after
+        FROM audit_trail.history(target, entity_id) h
+        WHERE h.occurred_at > at AND h.operation IN ('INSERT', 'UPDATE', 'DELETE')
+        ORDER BY h.id DESC
+    LOOP
+        state := CASE ev.operation
+                     WHEN 'INSERT' THEN NULL                 -- it did not exist before
+                     WHEN 'DELETE' THEN ev.before             -- it was as deleted
+                     ELSE coalesce(state, ev.after) || ev.before
+                 END;
+    END LOOP;
+    RETURN state;
+END
+$$;
+
 -- changed
 CREATE OR REPLACE FUNCTION audit_trail._capture_ok(target regclass) RETURNS boolean
 LANGUAGE sql STABLE
@@ -425,192 +611,6 @@ BEGIN
                 NULL);
         END IF;
     END LOOP;
-END
-$$;
-
--- new
-CREATE FUNCTION audit_trail._export_columns()
-RETURNS TABLE(name text, csv text, json text)
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    a record;
-    col text;
-BEGIN
-    FOR a IN
-        SELECT attname::text AS attname, atttypid::regtype AS typ FROM pg_attribute
-        WHERE attrelid = 'audit_trail.events'::regclass AND attnum > 0 AND NOT attisdropped
-        ORDER BY attnum
-    LOOP
-        col := quote_ident(a.attname);
-        name := a.attname;
-        json := col;
-        CASE a.typ
-            WHEN 'bigint'::regtype THEN csv := col || '::text';
-            WHEN 'timestamp with time zone'::regtype THEN
-                csv := format('to_char(%s, ''YYYY-MM-DD"T"HH24:MI:SS.US"Z"'')', col);
-            WHEN 'text'::regtype THEN csv := format('audit_trail._csv(%s)', col);
-            WHEN 'jsonb'::regtype THEN csv := format('audit_trail._csv(%s::text)', col);
-            WHEN 'text[]'::regtype THEN csv := format('audit_trail._csv(to_jsonb(%s)::text)', col);
-            WHEN 'inet'::regtype THEN
-                csv := format('audit_trail._csv(host(%s))', col);
-                json := format('host(%s)', col);
-            ELSE
-                RAISE EXCEPTION 'pg_audit_trail: export has no rendering for column % of type %', a.attname, a.typ
-                    USING ERRCODE = 'feature_not_supported';
-        END CASE;
-        RETURN NEXT;
-    END LOOP;
-END
-$$;
-
--- new
-CREATE FUNCTION audit_trail._export_header() RETURNS text
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT string_agg(name, ',') FROM audit_trail._export_columns() $$;
-
--- new
-CREATE FUNCTION audit_trail._export_line(fmt text) RETURNS text
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT CASE fmt
-        WHEN 'csv' THEN 'array_to_string(ARRAY[' || string_agg(csv, ', ') || '], '','', '''')'
-        ELSE 'json_build_object(' || string_agg(quote_literal(name) || ', ' || json, ', ') || ')::text'
-    END
-    FROM audit_trail._export_columns()
-$$;
-
--- changed
-CREATE OR REPLACE FUNCTION audit_trail.export(
-    format       text        DEFAULT 'csv',
-    actions      text[]      DEFAULT NULL,
-    entity_types text[]      DEFAULT NULL,
-    entity_id    text        DEFAULT NULL,
-    actor        text        DEFAULT NULL,
-    since        timestamptz DEFAULT NULL,
-    until        timestamptz DEFAULT NULL,
-    q            text        DEFAULT NULL,
-    tenant       text        DEFAULT NULL
-) RETURNS SETOF text
-LANGUAGE plpgsql
--- Every timestamp leaves in UTC, whatever the session's time zone.
-SET timezone = 'UTC'
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    fmt text := lower(coalesce(format, ''));
-    cond text;
-    line text;
-BEGIN
-    IF fmt NOT IN ('csv', 'jsonl') THEN
-        RAISE EXCEPTION 'format must be csv or jsonl, not %', coalesce(quote_literal(format), 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    cond := audit_trail._where(actions, entity_types, entity_id, actor, since, until, q, tenant);
-    -- The rows go out through the function's result store, which spills to
-    -- disk past work_mem: any number of events, bounded memory.
-    IF fmt = 'csv' THEN
-        RETURN NEXT audit_trail._export_header();
-    END IF;
-    line := audit_trail._export_line(fmt);
-    RETURN QUERY EXECUTE
-        'SELECT ' || line || ' FROM (SELECT * FROM audit_trail.events WHERE ' || cond || ' ORDER BY id DESC) e'
-        USING audit_trail._upper_all(actions), entity_types, entity_id, actor, since, until, q, tenant;
-    -- Recorded after the rows are read, so an export never lists itself.
-    IF audit_trail._log_reads_export() THEN
-        PERFORM audit_trail._log_read('AUDIT_LOG_EXPORTED',
-            jsonb_build_object('format', fmt)
-            || audit_trail._filters_json(actions, entity_types, entity_id, actor, since, until, q, tenant));
-    END IF;
-END
-$$;
-
--- changed
-CREATE OR REPLACE FUNCTION audit_trail.diff(event_id bigint)
-RETURNS TABLE(column_name text, before jsonb, after jsonb)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    WITH e AS (SELECT * FROM audit_trail.events WHERE id = event_id)
-    SELECT c.col, e.before -> c.col, e.after -> c.col
-    FROM e
-    CROSS JOIN LATERAL (
-        SELECT col, ord FROM unnest(e.changed) WITH ORDINALITY AS u(col, ord)
-        WHERE e.operation = 'UPDATE'
-        UNION ALL
-        SELECT k, coalesce(a.attnum, 32767)
-        FROM jsonb_object_keys(coalesce(e.after, e.before)) AS k
-        LEFT JOIN pg_attribute a ON a.attrelid = to_regclass(e.entity_type) AND a.attname = k AND NOT a.attisdropped
-        WHERE e.operation IN ('INSERT', 'DELETE') AND e.changed IS NULL
-    ) c
-    ORDER BY c.ord, c.col;
-$$;
-
--- changed
-CREATE OR REPLACE FUNCTION audit_trail.row_as_of(target regclass, entity_id text, at timestamptz)
-RETURNS jsonb
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    keys text[];
-    excluded text[];
-    redacted text[];
-    state jsonb;
-    ev record;
-    live jsonb;
-    col text;
-BEGIN
-    IF target IS NULL OR entity_id IS NULL OR at IS NULL THEN
-        RETURN NULL;
-    END IF;
-    SELECT r.keys, r.excluded, r.redacted INTO keys, excluded, redacted FROM audit_trail._row_settings(target) r;
-    IF keys IS NULL THEN
-        RAISE EXCEPTION 'table % has no key: its rows cannot be told apart', target
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Give key_columns to audit_trail.enable().';
-    END IF;
-
-    -- The live row, rendered as the trail renders it.
-    EXECUTE format('SELECT to_jsonb(t) FROM %s t WHERE %s', target,
-                   CASE WHEN cardinality(keys) = 1
-                        THEN format('%I::text = $1', keys[1])
-                        ELSE format('jsonb_build_array(%s) = $1::jsonb',
-                                    (SELECT string_agg(format('%I', k), ', ') FROM unnest(keys) k)) END)
-        INTO live USING entity_id;
-    IF live IS NOT NULL THEN
-        FOREACH col IN ARRAY excluded LOOP
-            live := live - col;
-        END LOOP;
-        FOREACH col IN ARRAY redacted LOOP
-            live := jsonb_set(live, ARRAY[col], '"[REDACTED]"');
-        END LOOP;
-        FOR col IN
-            SELECT a.attname FROM pg_attribute a
-            WHERE a.attrelid = target AND a.attnum > 0 AND NOT a.attisdropped
-              AND audit_trail._contains_bytea(a.atttypid) AND live ? a.attname AND live -> a.attname <> 'null'
-        LOOP
-            live := jsonb_set(live, ARRAY[col], '"[BINARY DATA]"');
-        END LOOP;
-    END IF;
-    state := live;
-
-    FOR ev IN
-        SELECT h.operation, h.before, h.after
-        FROM audit_trail.history(target, entity_id) h
-        WHERE h.occurred_at > at AND h.operation IN ('INSERT', 'UPDATE', 'DELETE')
-        ORDER BY h.id DESC
-    LOOP
-        state := CASE ev.operation
-                     WHEN 'INSERT' THEN NULL                 -- it did not exist before
-                     WHEN 'DELETE' THEN ev.before             -- it was as deleted
-                     ELSE coalesce(state, ev.after) || ev.before
-                 END;
-    END LOOP;
-    RETURN state;
 END
 $$;
 
