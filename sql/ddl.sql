@@ -335,6 +335,7 @@ DECLARE
     switched_all boolean;
     schema_subs jsonb;
     actions text[];
+    attached regclass[];
     -- _ddl_subcommands of each command, in pg_event_trigger_ddl_commands() order.
     described jsonb[] := audit_trail._ddl_described();
 BEGIN
@@ -429,12 +430,31 @@ BEGIN
                    OR NOT EXISTS (SELECT 1 FROM pg_class k WHERE k.oid = cmd.objid AND k.relkind IN ('r', 'p', 'f'));
         rel := cmd.objid;
 
+        -- What an ATTACH PARTITION attached: known from the catalog, not from
+        -- the name in the command (looked up again now, it could resolve to
+        -- another table: the partition key's code, run by the ATTACH, may
+        -- have changed search_path or made a temporary table of that name).
+        -- The children of the table that are not captured yet, and any that
+        -- is audited on its own.
+        -- (A foreign table never has capture triggers: one counts only when
+        -- the command's name still finds it among the children.)
+        attached := CASE WHEN cmd.subs @> '[{"type": "ATTACH PARTITION"}]' THEN ARRAY(
+            SELECT i.inhrelid::regclass FROM pg_inherits i JOIN pg_class k ON k.oid = i.inhrelid
+            WHERE i.inhparent = rel
+              AND (EXISTS (SELECT 1 FROM audit_trail.config c WHERE c.relid = i.inhrelid)
+                   OR (k.relkind IN ('r', 'p') AND audit_trail._audited_root(rel) IS NOT NULL
+                       AND NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = i.inhrelid
+                                       AND g.tgfoid = 'audit_trail.capture()'::regprocedure))
+                   OR (k.relkind = 'f' AND i.inhrelid IN (
+                           SELECT (s ->> 'relid')::oid FROM jsonb_array_elements(cmd.subs) s
+                           WHERE s ->> 'type' = 'ATTACH PARTITION' AND s ? 'relid')))
+            ORDER BY i.inhrelid) ELSE '{}' END;
+
         -- Shapes that would let changes escape capture (0A000), for the
         -- table and for what it attached.
         FOR part IN
             SELECT rel UNION ALL
-            SELECT (s ->> 'relid')::oid::regclass FROM jsonb_array_elements(cmd.subs) s
-            WHERE s ->> 'type' = 'ATTACH PARTITION' AND s ? 'relid'
+            SELECT unnest(attached)
         LOOP
             root := audit_trail._audited_root(part);
             IF root IS NULL THEN
@@ -508,14 +528,21 @@ BEGIN
                     jsonb_build_object('command', cmd.command_tag, 'partition', rel::text, 'rows_estimate', 0), NULL);
             END IF;
         END IF;
-        FOR sub IN SELECT s FROM jsonb_array_elements(cmd.subs) s WHERE s ? 'relid' LOOP
-            part := (sub ->> 'relid')::oid::regclass;
-            IF sub ->> 'type' = 'ATTACH PARTITION' AND root IS NOT NULL THEN
+        IF root IS NOT NULL THEN
+            FOREACH part IN ARRAY attached LOOP
                 PERFORM audit_trail._install_triggers(part, actions);
                 PERFORM audit_trail._write_event('PARTITION_ATTACHED', audit_trail._entity_name(root), NULL,
                     jsonb_build_object('command', cmd.command_tag, 'partition', part::text,
                                        'rows_estimate', audit_trail._rows_estimate(part)), NULL);
-            ELSIF sub ->> 'type' IN ('DETACH PARTITION', 'DETACH PARTITION FINALIZE') AND audit_trail._audited_root(part) IS NULL
+            END LOOP;
+        END IF;
+        -- A detached partition is released: the one the command names, if
+        -- it is a table that carries capture triggers and is no longer under
+        -- an audited table (a name that resolves elsewhere now finds nothing
+        -- to release; the partition then keeps capturing, check() lists it).
+        FOR sub IN SELECT s FROM jsonb_array_elements(cmd.subs) s WHERE s ? 'relid' LOOP
+            part := (sub ->> 'relid')::oid::regclass;
+            IF sub ->> 'type' IN ('DETACH PARTITION', 'DETACH PARTITION FINALIZE') AND audit_trail._audited_root(part) IS NULL
                   AND EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid IN (SELECT audit_trail._relation_tree(part))
                               AND g.tgfoid = 'audit_trail.capture()'::regprocedure) THEN
                 PERFORM audit_trail._remove_triggers(part);
@@ -726,7 +753,7 @@ BEGIN
               AND EXISTS (SELECT 1 FROM audit_trail.config c WHERE audit_trail._entity_name(c.relid) = stash -> 'partitions' -> d.objid::text ->> 'root') THEN
             PERFORM audit_trail._write_event(
                 'PARTITION_DROPPED', stash -> 'partitions' -> d.objid::text ->> 'root', NULL,
-                jsonb_build_object('command', 'DROP TABLE', 'partition', d.object_identity,
+                jsonb_build_object('command', TG_TAG, 'partition', d.object_identity,
                                    'rows_estimate', stash -> 'partitions' -> d.objid::text -> 'rows_estimate'),
                 NULL);
         END IF;
@@ -734,8 +761,16 @@ BEGIN
 END
 $$;
 
+-- Every DROP that can take a table with it: by name, through a schema or
+-- an owner, or by CASCADE from what a partition key, a column type or a
+-- foreign table depends on (DROP FUNCTION f CASCADE drops a partition whose
+-- key calls f).
 CREATE EVENT TRIGGER audit_trail_ddl_start ON ddl_command_start
-    WHEN TAG IN ('DROP TABLE', 'DROP FOREIGN TABLE', 'DROP SCHEMA', 'DROP OWNED', 'DROP TRIGGER')
+    WHEN TAG IN ('DROP TABLE', 'DROP FOREIGN TABLE', 'DROP SCHEMA', 'DROP OWNED', 'DROP TRIGGER',
+                 'DROP FUNCTION', 'DROP PROCEDURE', 'DROP ROUTINE', 'DROP TYPE', 'DROP DOMAIN',
+                 'DROP COLLATION', 'DROP OPERATOR', 'DROP OPERATOR CLASS', 'DROP OPERATOR FAMILY',
+                 'DROP EXTENSION', 'DROP SERVER', 'DROP FOREIGN DATA WRAPPER', 'DROP ACCESS METHOD',
+                 'DROP LANGUAGE')
     EXECUTE FUNCTION audit_trail._on_ddl_start();
 
 CREATE EVENT TRIGGER audit_trail_ddl_end ON ddl_command_end

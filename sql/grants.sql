@@ -29,6 +29,8 @@ GRANT EXECUTE ON FUNCTION audit_trail._where(text[], text[], text, text, timesta
                           audit_trail._export_header(),
                           audit_trail._export_line(text),
                           audit_trail._names_of(regclass),
+                          audit_trail._canonical_key(regclass, text),
+                          audit_trail._canonical_text(anyelement),
                           audit_trail._row_settings(regclass),
                           audit_trail._contains_bytea(oid),
                           audit_trail._key_columns(regclass),

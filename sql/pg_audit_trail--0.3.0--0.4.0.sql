@@ -20,11 +20,50 @@ ALTER TABLE audit_trail.events ADD COLUMN operation text;
 -- removed
 DROP FUNCTION audit_trail._after_ddl(jsonb[]);
 
+-- changed
+CREATE OR REPLACE FUNCTION audit_trail._index_partition(rel regclass) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    name text := (SELECT relname FROM pg_class WHERE oid = rel);
+BEGIN
+    -- Newest-first listing and keyset paging.
+    -- Keys are unique (they end in id), so deduplication would only cost
+    -- the writer work at every page split. Ids only ever grow, so the index
+    -- grows at its right edge, where a split leaves the left page as full as
+    -- fillfactor says and nothing ever fills it further: 100, not 90.
+    EXECUTE format('CREATE INDEX %I ON %s (id) WITH (deduplicate_items = off, fillfactor = 100)', name || '_id', rel);
+    -- history(), entity filters and row_as_of(). It is a third of what an
+    -- event costs to write, so a DBA whose readers never ask by entity may
+    -- leave it out (audit_trail.index_entities). current_setting(), not
+    -- _setting(): this also runs inside CREATE EXTENSION, before the
+    -- library is loaded, when the setting may be a placeholder ('off' still
+    -- casts) or not there at all (NULL: on).
+    IF coalesce(nullif(current_setting('audit_trail.index_entities', true), '')::boolean, true) THEN
+        EXECUTE format('CREATE INDEX %I ON %s (entity_type, entity_id, id) WITH (deduplicate_items = off)',
+                       name || '_entity', rel);
+        -- history() from a row's old key on to its new one: only the
+        -- UPDATEs that changed a key are in it (details.previous_entity_id).
+        EXECUTE format('CREATE INDEX %I ON %s (entity_type, (details ->> ''previous_entity_id''), id) '
+                       'WHERE details ? ''previous_entity_id''', name || '_rekeyed', rel);
+    END IF;
+END
+$$;
+
 -- new
 CREATE  FUNCTION "_backfill_operation"() RETURNS bigint
 STRICT VOLATILE 
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'backfill_operation_wrapper';
+
+-- new
+CREATE  FUNCTION "_canonical_text"(
+	"value" anyelement
+) RETURNS TEXT
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'canonical_text_wrapper';
 
 -- new
 CREATE  FUNCTION "_ddl_described"() RETURNS jsonb[]
@@ -262,6 +301,100 @@ BEGIN
 END
 $$;
 
+-- new
+CREATE FUNCTION audit_trail._canonical_key(target regclass, entity_id text) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    typ text;
+    k text;
+BEGIN
+    SELECT s.keys, s.redacted INTO r FROM audit_trail._row_settings(target) s;
+    IF cardinality(r.keys) IS DISTINCT FROM 1 OR r.keys[1] = ANY (r.redacted) THEN
+        RETURN entity_id;
+    END IF;
+    SELECT format_type(a.atttypid, a.atttypmod) INTO typ
+    FROM pg_attribute a
+    WHERE a.attrelid = target AND a.attname = r.keys[1] AND NOT a.attisdropped
+      AND NOT audit_trail._contains_bytea(a.atttypid);
+    IF typ IS NULL THEN
+        RETURN entity_id;
+    END IF;
+    BEGIN
+        EXECUTE format('SELECT audit_trail._canonical_text($1::%s)', typ) INTO k USING entity_id;
+    EXCEPTION WHEN data_exception THEN
+        RAISE EXCEPTION 'entity_id % is not a key of %: %', quote_literal(entity_id), target, SQLERRM
+            USING ERRCODE = SQLSTATE, HINT = format('The key of %s is %s, of type %s.', target, r.keys[1], typ);
+    END;
+    RETURN k;
+END
+$$;
+
+-- changed
+CREATE OR REPLACE FUNCTION audit_trail.history(target regclass, entity_id text)
+RETURNS SETOF audit_trail.events
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+-- Index probes of a few keys: compiling them (the plan's cost grows with the
+-- number of partitions) takes longer than running them.
+SET jit = off
+AS $$
+DECLARE
+    canonical text := audit_trail._canonical_key(target, entity_id);
+    -- The names the table has had (RENAME, SET SCHEMA).
+    types text[] := ARRAY(SELECT DISTINCT n.entity_type FROM audit_trail._names_of(target) n);
+    keys text[];
+    los bigint[];
+    his bigint[];
+BEGIN
+    -- The keys of the row's life, each with the range of event ids in which
+    -- it was the row's: found first, so that the events are then read
+    -- through the entity index, a key at a time.
+    WITH RECURSIVE chain(key, lo, hi) AS (
+        -- The key as given and as recorded (they differ for events written
+        -- before 0.4.0 under other output settings).
+        SELECT DISTINCT k, 0::bigint, 9223372036854775807::bigint
+        FROM unnest(ARRAY[canonical, history.entity_id]) k
+        UNION
+        SELECT step.key, step.lo, step.hi
+        FROM chain c
+        CROSS JOIN LATERAL (
+            -- Back: the key this one was made from, up to the change.
+            SELECT e.details ->> 'previous_entity_id' AS key, 0::bigint AS lo, e.id - 1 AS hi
+            FROM audit_trail.events e
+            WHERE e.entity_type = ANY (types) AND e.entity_id = c.key
+              AND e.id BETWEEN c.lo AND c.hi AND e.details ? 'previous_entity_id'
+            UNION ALL
+            -- On: the key this one became, from the change on.
+            SELECT e.entity_id, e.id, 9223372036854775807::bigint
+            FROM audit_trail.events e
+            WHERE e.entity_type = ANY (types) AND e.details ? 'previous_entity_id'
+              AND e.details ->> 'previous_entity_id' = c.key AND e.id BETWEEN c.lo AND c.hi
+        ) step
+        WHERE step.key IS NOT NULL
+    )
+    SELECT array_agg(c.key), array_agg(c.lo), array_agg(c.hi) INTO keys, los, his FROM chain c;
+
+    RETURN QUERY
+    -- A range may be listed twice (reached back and on), an event once.
+    SELECT DISTINCT ON (e.id) e.*
+    FROM unnest(keys, los, his) AS c(key, lo, hi)
+    CROSS JOIN LATERAL (
+        SELECT x.* FROM audit_trail.events x
+        WHERE x.entity_type = ANY (types) AND x.entity_id = c.key AND x.id BETWEEN c.lo AND c.hi
+          -- Row events only: an application event naming the row is not
+          -- part of its life (API §9: readers of rows go by operation).
+          AND x.operation IS NOT NULL
+    ) e
+    JOIN audit_trail._names_of(target) n
+      ON e.entity_type = n.entity_type
+     AND e.occurred_at >= n.valid_from AND (n.valid_until IS NULL OR e.occurred_at < n.valid_until)
+    ORDER BY e.id;
+END
+$$;
+
 -- changed
 CREATE OR REPLACE FUNCTION audit_trail.diff(event_id bigint)
 RETURNS TABLE(column_name text, before jsonb, after jsonb)
@@ -297,6 +430,8 @@ DECLARE
     ev record;
     live jsonb;
     col text;
+    current_key text;
+    key_type text;
 BEGIN
     IF target IS NULL OR entity_id IS NULL OR at IS NULL THEN
         RETURN NULL;
@@ -308,13 +443,28 @@ BEGIN
                   HINT = 'Give key_columns to audit_trail.enable().';
     END IF;
 
-    -- The live row, rendered as the trail renders it.
+    -- A one-column key the trail shows as it is is compared as its type.
+    SELECT format_type(a.atttypid, a.atttypmod) INTO key_type
+    FROM pg_attribute a
+    WHERE cardinality(keys) = 1 AND a.attrelid = target AND a.attname = keys[1] AND NOT a.attisdropped
+      AND NOT audit_trail._contains_bytea(a.atttypid) AND NOT keys[1] = ANY (redacted);
+
+    -- The row's life across key changes, and its key now: that of its
+    -- newest event (the key given, if it has none).
+    SELECT coalesce((SELECT h.entity_id FROM audit_trail.history(target, entity_id) h ORDER BY h.id DESC LIMIT 1),
+                    audit_trail._canonical_key(target, entity_id))
+      INTO current_key;
+
+    -- The live row, rendered as the trail renders it; a one-column key
+    -- compared as its type (canonical text is the type's input too).
     EXECUTE format('SELECT to_jsonb(t) FROM %s t WHERE %s', target,
-                   CASE WHEN cardinality(keys) = 1
+                   CASE WHEN cardinality(keys) = 1 AND key_type IS NOT NULL
+                        THEN format('%I = $1::%s', keys[1], key_type)
+                        WHEN cardinality(keys) = 1
                         THEN format('%I::text = $1', keys[1])
                         ELSE format('jsonb_build_array(%s) = $1::jsonb',
                                     (SELECT string_agg(format('%I', k), ', ') FROM unnest(keys) k)) END)
-        INTO live USING entity_id;
+        INTO live USING current_key;
     IF live IS NOT NULL THEN
         FOREACH col IN ARRAY excluded LOOP
             live := live - col;
@@ -384,6 +534,7 @@ DECLARE
     switched_all boolean;
     schema_subs jsonb;
     actions text[];
+    attached regclass[];
     -- _ddl_subcommands of each command, in pg_event_trigger_ddl_commands() order.
     described jsonb[] := audit_trail._ddl_described();
 BEGIN
@@ -478,12 +629,31 @@ BEGIN
                    OR NOT EXISTS (SELECT 1 FROM pg_class k WHERE k.oid = cmd.objid AND k.relkind IN ('r', 'p', 'f'));
         rel := cmd.objid;
 
+        -- What an ATTACH PARTITION attached: known from the catalog, not from
+        -- the name in the command (looked up again now, it could resolve to
+        -- another table: the partition key's code, run by the ATTACH, may
+        -- have changed search_path or made a temporary table of that name).
+        -- The children of the table that are not captured yet, and any that
+        -- is audited on its own.
+        -- (A foreign table never has capture triggers: one counts only when
+        -- the command's name still finds it among the children.)
+        attached := CASE WHEN cmd.subs @> '[{"type": "ATTACH PARTITION"}]' THEN ARRAY(
+            SELECT i.inhrelid::regclass FROM pg_inherits i JOIN pg_class k ON k.oid = i.inhrelid
+            WHERE i.inhparent = rel
+              AND (EXISTS (SELECT 1 FROM audit_trail.config c WHERE c.relid = i.inhrelid)
+                   OR (k.relkind IN ('r', 'p') AND audit_trail._audited_root(rel) IS NOT NULL
+                       AND NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = i.inhrelid
+                                       AND g.tgfoid = 'audit_trail.capture()'::regprocedure))
+                   OR (k.relkind = 'f' AND i.inhrelid IN (
+                           SELECT (s ->> 'relid')::oid FROM jsonb_array_elements(cmd.subs) s
+                           WHERE s ->> 'type' = 'ATTACH PARTITION' AND s ? 'relid')))
+            ORDER BY i.inhrelid) ELSE '{}' END;
+
         -- Shapes that would let changes escape capture (0A000), for the
         -- table and for what it attached.
         FOR part IN
             SELECT rel UNION ALL
-            SELECT (s ->> 'relid')::oid::regclass FROM jsonb_array_elements(cmd.subs) s
-            WHERE s ->> 'type' = 'ATTACH PARTITION' AND s ? 'relid'
+            SELECT unnest(attached)
         LOOP
             root := audit_trail._audited_root(part);
             IF root IS NULL THEN
@@ -557,14 +727,21 @@ BEGIN
                     jsonb_build_object('command', cmd.command_tag, 'partition', rel::text, 'rows_estimate', 0), NULL);
             END IF;
         END IF;
-        FOR sub IN SELECT s FROM jsonb_array_elements(cmd.subs) s WHERE s ? 'relid' LOOP
-            part := (sub ->> 'relid')::oid::regclass;
-            IF sub ->> 'type' = 'ATTACH PARTITION' AND root IS NOT NULL THEN
+        IF root IS NOT NULL THEN
+            FOREACH part IN ARRAY attached LOOP
                 PERFORM audit_trail._install_triggers(part, actions);
                 PERFORM audit_trail._write_event('PARTITION_ATTACHED', audit_trail._entity_name(root), NULL,
                     jsonb_build_object('command', cmd.command_tag, 'partition', part::text,
                                        'rows_estimate', audit_trail._rows_estimate(part)), NULL);
-            ELSIF sub ->> 'type' IN ('DETACH PARTITION', 'DETACH PARTITION FINALIZE') AND audit_trail._audited_root(part) IS NULL
+            END LOOP;
+        END IF;
+        -- A detached partition is released: the one the command names, if
+        -- it is a table that carries capture triggers and is no longer under
+        -- an audited table (a name that resolves elsewhere now finds nothing
+        -- to release; the partition then keeps capturing, check() lists it).
+        FOR sub IN SELECT s FROM jsonb_array_elements(cmd.subs) s WHERE s ? 'relid' LOOP
+            part := (sub ->> 'relid')::oid::regclass;
+            IF sub ->> 'type' IN ('DETACH PARTITION', 'DETACH PARTITION FINALIZE') AND audit_trail._audited_root(part) IS NULL
                   AND EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid IN (SELECT audit_trail._relation_tree(part))
                               AND g.tgfoid = 'audit_trail.capture()'::regprocedure) THEN
                 PERFORM audit_trail._remove_triggers(part);
@@ -613,6 +790,152 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- changed
+CREATE OR REPLACE FUNCTION audit_trail._on_sql_drop() RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    d record;
+    cols jsonb;
+    cfg audit_trail.config;
+    rel regclass;
+    root regclass;
+    problem text;
+    stash jsonb;
+    dropping_extension boolean := EXISTS (
+        SELECT 1 FROM pg_event_trigger_dropped_objects() o
+        WHERE o.object_type = 'extension' AND o.object_name = 'pg_audit_trail');
+BEGIN
+    IF dropping_extension THEN
+        RETURN;
+    END IF;
+    -- A partition of the log goes only through retention: a DROP TABLE of
+    -- one would erase events wholesale.
+    IF NOT audit_trail._retention_active() THEN
+        SELECT o.object_identity INTO d FROM pg_event_trigger_dropped_objects() o
+        WHERE o.object_type = 'table' AND o.schema_name IN ('audit_trail', 'audit_trail_archive')
+          AND o.object_name LIKE 'events%'
+        LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION '% holds audit events: it is removed by audit_trail.apply_retention() only', d.object_identity
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    END IF;
+
+    -- DROP TRIGGER of one of pg_audit_trail's triggers, on a table that
+    -- stays and whose capture (or guard) still needs it. Judged by the
+    -- triggers noted before the command: in a REPEATABLE READ transaction,
+    -- not older than what is committed for those tables (40001 otherwise).
+    PERFORM audit_trail._refuse_if_settings_moved(ARRAY(
+        SELECT DISTINCT x FROM (
+            SELECT k.oid FROM pg_event_trigger_dropped_objects() o
+            JOIN pg_namespace n ON n.nspname = o.address_names[1]
+            JOIN pg_class k ON k.relnamespace = n.oid AND k.relname = o.address_names[2]
+            WHERE o.object_type = 'trigger') r(oid),
+        LATERAL (SELECT r.oid UNION ALL SELECT a.relid::oid FROM pg_partition_ancestors(r.oid) a) t(x)));
+    stash := audit_trail._stashed_partitions();
+    FOR d IN
+        SELECT o.objid, o.object_identity, stash -> 'triggers' -> o.objid::text AS t
+        FROM pg_event_trigger_dropped_objects() o
+        WHERE o.classid = 'pg_trigger'::regclass AND stash -> 'triggers' ? o.objid::text
+    LOOP
+        rel := (d.t ->> 'rel')::oid;
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_class k WHERE k.oid = rel);
+        IF (d.t ->> 'guard')::boolean THEN
+            CONTINUE WHEN rel NOT IN (SELECT audit_trail._relation_tree('audit_trail.events'));
+        ELSE
+            root := audit_trail._audited_root(rel);
+            CONTINUE WHEN root IS NULL;
+            -- enable() drops the triggers of actions it no longer records
+            CONTINUE WHEN NOT EXISTS (
+                SELECT 1 FROM audit_trail.config c, unnest(c.actions) a
+                WHERE c.relid = root AND (d.t ->> 'tgtype')::int & audit_trail._trigger_action_bit(a) <> 0);
+        END IF;
+        RAISE EXCEPTION 'trigger % belongs to pg_audit_trail and cannot be dropped', d.object_identity
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Use audit_trail.disable() to stop auditing a table.';
+    END LOOP;
+
+    -- Columns of audited tables dropped along with a type or domain
+    -- (DROP ... CASCADE): ALTER TABLE records its own.
+    IF TG_TAG <> 'ALTER TABLE' THEN
+        FOR rel, cols IN
+            SELECT o.objid::regclass, jsonb_agg(o.object_identity ORDER BY o.objsubid)
+            FROM pg_event_trigger_dropped_objects() o
+            WHERE o.classid = 'pg_class'::regclass AND o.objsubid > 0
+              AND EXISTS (SELECT 1 FROM pg_class k WHERE k.oid = o.objid)
+            GROUP BY o.objid
+        LOOP
+            root := audit_trail._audited_root(rel);
+            CONTINUE WHEN root IS NULL;
+            PERFORM audit_trail._sync_columns(root);
+            PERFORM audit_trail._write_event('SCHEMA_CHANGED', audit_trail._entity_name(root), NULL,
+                jsonb_strip_nulls(jsonb_build_object('command', TG_TAG, 'dropped_columns', cols,
+                                                     'partition', CASE WHEN rel <> root THEN rel::text END)),
+                NULL);
+        END LOOP;
+    END IF;
+
+    FOR d IN
+        SELECT o.objid, o.object_identity
+        FROM pg_event_trigger_dropped_objects() o
+        WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND o.object_type IN ('table', 'foreign table')
+    LOOP
+        DELETE FROM audit_trail.table_names WHERE relid = d.objid::regclass;
+        DELETE FROM audit_trail.config WHERE relid = d.objid::regclass RETURNING * INTO cfg;
+        IF FOUND THEN
+            PERFORM audit_trail._write_event(
+                'AUDIT_DISABLED', 'audit_trail.config', d.object_identity,
+                jsonb_build_object('table', d.object_identity, 'reason', 'DROP TABLE',
+                                   'actions', cfg.actions),
+                NULL);
+        ELSIF stash -> 'partitions' ? d.objid::text
+              -- its audited table is still there
+              AND EXISTS (SELECT 1 FROM audit_trail.config c WHERE audit_trail._entity_name(c.relid) = stash -> 'partitions' -> d.objid::text ->> 'root') THEN
+            PERFORM audit_trail._write_event(
+                'PARTITION_DROPPED', stash -> 'partitions' -> d.objid::text ->> 'root', NULL,
+                jsonb_build_object('command', TG_TAG, 'partition', d.object_identity,
+                                   'rows_estimate', stash -> 'partitions' -> d.objid::text -> 'rows_estimate'),
+                NULL);
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- The index history() follows key changes by (see _index_partition), on
+-- every partition that has the entity index.
+DO $$
+DECLARE
+    p regclass;
+BEGIN
+    FOR p IN
+        SELECT i.inhrelid::regclass FROM pg_inherits i
+        WHERE i.inhparent = 'audit_trail.events'::regclass
+          AND EXISTS (SELECT 1 FROM pg_class x WHERE x.relname = (SELECT relname FROM pg_class WHERE oid = i.inhrelid) || '_entity'
+                      AND x.relnamespace = 'audit_trail'::regnamespace)
+        ORDER BY 1::text
+    LOOP
+        EXECUTE format('CREATE INDEX %I ON %s (entity_type, (details ->> ''previous_entity_id''), id) '
+                       'WHERE details ? ''previous_entity_id''',
+                       (SELECT relname FROM pg_class WHERE oid = p) || '_rekeyed', p);
+    END LOOP;
+END
+$$;
+
+-- Event triggers: ddl_command_start also sees the DROPs that can take a
+-- table with them by CASCADE (DROP FUNCTION of a partition key's function).
+DROP EVENT TRIGGER audit_trail_ddl_start;
+CREATE EVENT TRIGGER audit_trail_ddl_start ON ddl_command_start
+    WHEN TAG IN ('DROP TABLE', 'DROP FOREIGN TABLE', 'DROP SCHEMA', 'DROP OWNED', 'DROP TRIGGER',
+                 'DROP FUNCTION', 'DROP PROCEDURE', 'DROP ROUTINE', 'DROP TYPE', 'DROP DOMAIN',
+                 'DROP COLLATION', 'DROP OPERATOR', 'DROP OPERATOR CLASS', 'DROP OPERATOR FAMILY',
+                 'DROP EXTENSION', 'DROP SERVER', 'DROP FOREIGN DATA WRAPPER', 'DROP ACCESS METHOD',
+                 'DROP LANGUAGE')
+    EXECUTE FUNCTION audit_trail._on_ddl_start();
+ALTER EVENT TRIGGER audit_trail_ddl_start ENABLE ALWAYS;
 
 -- An update from 0.2.0 left this comment out.
 COMMENT ON FUNCTION audit_trail.check() IS
@@ -685,6 +1008,8 @@ GRANT EXECUTE ON FUNCTION audit_trail._where(text[], text[], text, text, timesta
                           audit_trail._export_header(),
                           audit_trail._export_line(text),
                           audit_trail._names_of(regclass),
+                          audit_trail._canonical_key(regclass, text),
+                          audit_trail._canonical_text(anyelement),
                           audit_trail._row_settings(regclass),
                           audit_trail._contains_bytea(oid),
                           audit_trail._key_columns(regclass),

@@ -255,18 +255,103 @@ AS $$
     WHERE k.oid = target AND NOT EXISTS (SELECT 1 FROM audit_trail.table_names t WHERE t.relid = target);
 $$;
 
--- PL/pgSQL rather than SQL: its plan is kept for the session.
+-- A key as the trail records it (API §9): for a one-column key, the value
+-- given in any form its type accepts (under the caller's settings), as
+-- entity_id renders it (src/canonical.rs); a key of several columns, or one
+-- the trail does not show (redacted, binary), as given.
+CREATE FUNCTION audit_trail._canonical_key(target regclass, entity_id text) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    typ text;
+    k text;
+BEGIN
+    SELECT s.keys, s.redacted INTO r FROM audit_trail._row_settings(target) s;
+    IF cardinality(r.keys) IS DISTINCT FROM 1 OR r.keys[1] = ANY (r.redacted) THEN
+        RETURN entity_id;
+    END IF;
+    SELECT format_type(a.atttypid, a.atttypmod) INTO typ
+    FROM pg_attribute a
+    WHERE a.attrelid = target AND a.attname = r.keys[1] AND NOT a.attisdropped
+      AND NOT audit_trail._contains_bytea(a.atttypid);
+    IF typ IS NULL THEN
+        RETURN entity_id;
+    END IF;
+    BEGIN
+        EXECUTE format('SELECT audit_trail._canonical_text($1::%s)', typ) INTO k USING entity_id;
+    EXCEPTION WHEN data_exception THEN
+        RAISE EXCEPTION 'entity_id % is not a key of %: %', quote_literal(entity_id), target, SQLERRM
+            USING ERRCODE = SQLSTATE, HINT = format('The key of %s is %s, of type %s.', target, r.keys[1], typ);
+    END;
+    RETURN k;
+END
+$$;
+
+-- The row's whole life, across key changes (API §9): the row events of its key
+-- (given in any form the key's type accepts), of the keys it had before
+-- (each UPDATE that changed the key records the old one in
+-- details.previous_entity_id), up to that change, and of the keys it had
+-- after, from that change on. PL/pgSQL rather than SQL: its plan is kept for
+-- the session.
 CREATE FUNCTION audit_trail.history(target regclass, entity_id text)
 RETURNS SETOF audit_trail.events
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+-- Index probes of a few keys: compiling them (the plan's cost grows with the
+-- number of partitions) takes longer than running them.
+SET jit = off
 AS $$
+DECLARE
+    canonical text := audit_trail._canonical_key(target, entity_id);
+    -- The names the table has had (RENAME, SET SCHEMA).
+    types text[] := ARRAY(SELECT DISTINCT n.entity_type FROM audit_trail._names_of(target) n);
+    keys text[];
+    los bigint[];
+    his bigint[];
 BEGIN
+    -- The keys of the row's life, each with the range of event ids in which
+    -- it was the row's: found first, so that the events are then read
+    -- through the entity index, a key at a time.
+    WITH RECURSIVE chain(key, lo, hi) AS (
+        -- The key as given and as recorded (they differ for events written
+        -- before 0.4.0 under other output settings).
+        SELECT DISTINCT k, 0::bigint, 9223372036854775807::bigint
+        FROM unnest(ARRAY[canonical, history.entity_id]) k
+        UNION
+        SELECT step.key, step.lo, step.hi
+        FROM chain c
+        CROSS JOIN LATERAL (
+            -- Back: the key this one was made from, up to the change.
+            SELECT e.details ->> 'previous_entity_id' AS key, 0::bigint AS lo, e.id - 1 AS hi
+            FROM audit_trail.events e
+            WHERE e.entity_type = ANY (types) AND e.entity_id = c.key
+              AND e.id BETWEEN c.lo AND c.hi AND e.details ? 'previous_entity_id'
+            UNION ALL
+            -- On: the key this one became, from the change on.
+            SELECT e.entity_id, e.id, 9223372036854775807::bigint
+            FROM audit_trail.events e
+            WHERE e.entity_type = ANY (types) AND e.details ? 'previous_entity_id'
+              AND e.details ->> 'previous_entity_id' = c.key AND e.id BETWEEN c.lo AND c.hi
+        ) step
+        WHERE step.key IS NOT NULL
+    )
+    SELECT array_agg(c.key), array_agg(c.lo), array_agg(c.hi) INTO keys, los, his FROM chain c;
+
     RETURN QUERY
-    SELECT e.*
-    FROM audit_trail._names_of(target) n
-    JOIN audit_trail.events e
-      ON e.entity_type = n.entity_type AND e.entity_id = history.entity_id
+    -- A range may be listed twice (reached back and on), an event once.
+    SELECT DISTINCT ON (e.id) e.*
+    FROM unnest(keys, los, his) AS c(key, lo, hi)
+    CROSS JOIN LATERAL (
+        SELECT x.* FROM audit_trail.events x
+        WHERE x.entity_type = ANY (types) AND x.entity_id = c.key AND x.id BETWEEN c.lo AND c.hi
+          -- Row events only: an application event naming the row is not
+          -- part of its life (API §9: readers of rows go by operation).
+          AND x.operation IS NOT NULL
+    ) e
+    JOIN audit_trail._names_of(target) n
+      ON e.entity_type = n.entity_type
      AND e.occurred_at >= n.valid_from AND (n.valid_until IS NULL OR e.occurred_at < n.valid_until)
     ORDER BY e.id;
 END
@@ -328,6 +413,8 @@ DECLARE
     ev record;
     live jsonb;
     col text;
+    current_key text;
+    key_type text;
 BEGIN
     IF target IS NULL OR entity_id IS NULL OR at IS NULL THEN
         RETURN NULL;
@@ -339,13 +426,28 @@ BEGIN
                   HINT = 'Give key_columns to audit_trail.enable().';
     END IF;
 
-    -- The live row, rendered as the trail renders it.
+    -- A one-column key the trail shows as it is is compared as its type.
+    SELECT format_type(a.atttypid, a.atttypmod) INTO key_type
+    FROM pg_attribute a
+    WHERE cardinality(keys) = 1 AND a.attrelid = target AND a.attname = keys[1] AND NOT a.attisdropped
+      AND NOT audit_trail._contains_bytea(a.atttypid) AND NOT keys[1] = ANY (redacted);
+
+    -- The row's life across key changes, and its key now: that of its
+    -- newest event (the key given, if it has none).
+    SELECT coalesce((SELECT h.entity_id FROM audit_trail.history(target, entity_id) h ORDER BY h.id DESC LIMIT 1),
+                    audit_trail._canonical_key(target, entity_id))
+      INTO current_key;
+
+    -- The live row, rendered as the trail renders it; a one-column key
+    -- compared as its type (canonical text is the type's input too).
     EXECUTE format('SELECT to_jsonb(t) FROM %s t WHERE %s', target,
-                   CASE WHEN cardinality(keys) = 1
+                   CASE WHEN cardinality(keys) = 1 AND key_type IS NOT NULL
+                        THEN format('%I = $1::%s', keys[1], key_type)
+                        WHEN cardinality(keys) = 1
                         THEN format('%I::text = $1', keys[1])
                         ELSE format('jsonb_build_array(%s) = $1::jsonb',
                                     (SELECT string_agg(format('%I', k), ', ') FROM unnest(keys) k)) END)
-        INTO live USING entity_id;
+        INTO live USING current_key;
     IF live IS NOT NULL THEN
         FOREACH col IN ARRAY excluded LOOP
             live := live - col;

@@ -68,6 +68,10 @@ BEGIN
     IF coalesce(nullif(current_setting('audit_trail.index_entities', true), '')::boolean, true) THEN
         EXECUTE format('CREATE INDEX %I ON %s (entity_type, entity_id, id) WITH (deduplicate_items = off)',
                        name || '_entity', rel);
+        -- history() from a row's old key on to its new one: only the
+        -- UPDATEs that changed a key are in it (details.previous_entity_id).
+        EXECUTE format('CREATE INDEX %I ON %s (entity_type, (details ->> ''previous_entity_id''), id) '
+                       'WHERE details ? ''previous_entity_id''', name || '_rekeyed', rel);
     END IF;
 END
 $$;

@@ -503,9 +503,32 @@ unsafe fn changed_row(meta: &TableMeta, old: &Row<'_>, new: &Row<'_>, is_changed
         // SAFETY: as the caller promises, both values are of column `c`.
         !unsafe { diff::same(c, a, an, b, bn) }
     }));
-    if !is_changed.contains(&true) {
+    // A key change is recorded even if the key column is not (API §9).
+    let key_changed = meta.key.iter().any(|k| {
+        let (a, an) = old.get(k.index);
+        let (b, bn) = new.get(k.index);
+        // SAFETY: as the caller promises, both values are of column `k`.
+        !unsafe { diff::same(k, a, an, b, bn) }
+    });
+    if !key_changed && !is_changed.contains(&true) {
         return None;
     }
+    // SAFETY: as the caller promises.
+    let entity = unsafe { entity_id(meta, new) };
+    // The row's key before this UPDATE, when it changed: history() follows
+    // the row from one key to the next through it.
+    let details = if key_changed {
+        // SAFETY: as the caller promises.
+        let previous = unsafe { entity_id(meta, old) };
+        match (text_of(previous), text_of(entity)) {
+            (Some(p), n) if Some(&p) != n.as_ref() => {
+                pgrx::JsonB(serde_json::json!({ "previous_entity_id": p })).into_datum()
+            }
+            _ => None,
+        }
+    } else {
+        None
+    };
     let mut before = ObjectBuilder::new();
     let mut after = ObjectBuilder::new();
     for &i in meta.json_order.iter().filter(|&&i| is_changed[i]) {
@@ -519,8 +542,7 @@ unsafe fn changed_row(meta: &TableMeta, old: &Row<'_>, new: &Row<'_>, is_changed
         }
     }
     Some(Event {
-        // SAFETY: as the caller promises.
-        entity_id: unsafe { entity_id(meta, new) },
+        entity_id: entity,
         // SAFETY: as the caller promises.
         entity_label: unsafe { label(meta, new, Some(old)) },
         before: Some(before.finish()),
@@ -528,16 +550,25 @@ unsafe fn changed_row(meta: &TableMeta, old: &Row<'_>, new: &Row<'_>, is_changed
         changed: Some(datum::text_array(
             meta.columns.iter().zip(is_changed.iter()).filter(|(_, &x)| x).map(|(c, _)| c.name.as_c_str()),
         )),
-        details: None,
+        details,
     })
 }
 
+/// The text of a text datum the capture made (an entity id).
+fn text_of(d: Option<Datum>) -> Option<String> {
+    // SAFETY: every entity id is a text datum made by datum::text_datum or
+    // json::to_text in the current batch; text_to_cstring copies it.
+    d.map(|d| unsafe { std::ffi::CStr::from_ptr(pg_sys::text_to_cstring(d.cast_mut_ptr())).to_string_lossy().into_owned() })
+}
+
 /// One key column: its value as text. Several: a JSON array text, `[7,"eu"]`.
+/// Canonical: the same text whatever the session's output settings.
 ///
 /// # Safety
 /// As for whole_row.
 unsafe fn entity_id(meta: &TableMeta, row: &Row<'_>) -> Option<Datum> {
-    match meta.key.as_slice() {
+    // Rendered as every session would render it (API §9; canonical.rs).
+    crate::canonical::with_canonical_output(|| match meta.key.as_slice() {
         [] => None,
         // SAFETY: as the caller promises; `k` is a column of `meta`.
         [k] => unsafe { as_text(k, row) },
@@ -553,7 +584,7 @@ unsafe fn entity_id(meta: &TableMeta, row: &Row<'_>) -> Option<Datum> {
                 .collect();
             Some(datum::text_datum(&format!("[{}]", parts.join(","))))
         }
-    }
+    })
 }
 
 /// The label column's value in `row`, else in `fallback`.

@@ -140,13 +140,23 @@ fn log_event(
             "Row operations (INSERT, UPDATE, DELETE, TRUNCATE) and names starting with AUDIT_, PARTITION_, SCHEMA_, CAPTURE_, RETENTION_, MAINTENANCE or ALERT are the extension's own; name application events otherwise."
         );
     }
+    if entity_type.is_some_and(|t| t.to_ascii_lowercase().starts_with("audit_trail.")) {
+        ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("entity_type \"{}\" is reserved for the events pg_audit_trail writes itself", entity_type.unwrap_or_default()),
+            "Entity types in schema audit_trail name the extension's own objects."
+        );
+    }
     write_event(action, entity_type, entity_id, details, entity_label)
 }
 
-/// The actions the extension writes itself (API §9), in any case: an
-/// application event must not pass for a row change or for housekeeping.
+/// The actions the extension writes itself (API §9), in any case and with
+/// `-`, `.` or `:` in place of `_`: an application event must not pass for
+/// a row change or for housekeeping.
 fn is_reserved(action: &str) -> bool {
-    let upper = action.to_ascii_uppercase();
+    // AUDIT-ENABLED, AUDIT.LOG_EXPORTED and the like read as the real ones.
+    let upper = action.to_ascii_uppercase().replace(['-', '.', ':'], "_");
     matches!(upper.as_str(), "INSERT" | "UPDATE" | "DELETE" | "TRUNCATE")
         || ["AUDIT_", "PARTITION_", "SCHEMA_", "CAPTURE_", "RETENTION_", "MAINTENANCE", "ALERT"]
             .iter()

@@ -288,10 +288,12 @@ fn stash_partitions(partitions: pgrx::JsonB) {
     DROP_STASH.with(|s| *s.borrow_mut() = Some(partitions));
 }
 
-/// Read by the sql_drop event trigger; '{}' when nothing was stashed.
+/// Read, and taken, by the sql_drop event trigger; '{}' when nothing was
+/// stashed. Taken, so that a later DROP that the ddl_command_start trigger
+/// did not see can never be described by an earlier command's stash.
 #[pg_extern(volatile, name = "_stashed_partitions")]
 fn stashed_partitions() -> pgrx::JsonB {
-    DROP_STASH.with(|s| s.borrow().as_ref().map(|j| pgrx::JsonB(j.0.clone()))).unwrap_or(pgrx::JsonB(serde_json::json!({})))
+    DROP_STASH.with(|s| s.borrow_mut().take()).unwrap_or(pgrx::JsonB(serde_json::json!({})))
 }
 
 /// What the DDL event triggers decide from: pg_audit_trail's settings and its

@@ -13,6 +13,7 @@
 
 use pgrx::prelude::*;
 
+mod canonical;
 mod capture;
 mod config;
 mod context;

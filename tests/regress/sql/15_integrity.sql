@@ -224,3 +224,51 @@ DROP FUNCTION pg_temp.nop();
 DROP ROLE acct_owner;
 
 DROP ROLE sales_owner;
+
+-- What an ATTACH PARTITION attached is read from the catalog, not from the
+-- name in the command looked up again afterwards: the partition key's code,
+-- which the ATTACH runs over the partition's rows, may change search_path so
+-- that the name resolves to another table. Before: that table (not the
+-- owner's) got the capture triggers and a PARTITION_ATTACHED event; the
+-- partition really attached got none.
+CREATE SCHEMA att_m;
+CREATE TABLE public.att_victim (id int PRIMARY KEY);
+CREATE FUNCTION att_m.f(a int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN PERFORM set_config('search_path', 'public', false); RETURN a; END $$;
+SET search_path = att_m, public;
+CREATE TABLE att_m.p (a int) PARTITION BY RANGE (att_m.f(a));
+SELECT audit_trail.enable('att_m.p') IS NOT NULL AS enabled;
+CREATE TABLE att_m.att_victim (a int);
+INSERT INTO att_m.att_victim VALUES (5);
+ALTER TABLE att_m.p ATTACH PARTITION att_victim FOR VALUES FROM (0) TO (10);
+RESET search_path;
+SELECT count(*) AS triggers_on_the_other_table FROM pg_trigger WHERE tgrelid = 'public.att_victim'::regclass;
+SELECT count(*) > 0 AS attached_partition_captured FROM pg_trigger
+WHERE tgrelid = 'att_m.att_victim'::regclass AND tgfoid = 'audit_trail.capture()'::regprocedure;
+SELECT details ->> 'partition' AS recorded_partition FROM audit_trail.events
+WHERE action = 'PARTITION_ATTACHED' AND entity_type = 'att_m.p';
+INSERT INTO att_m.att_victim VALUES (6);
+SELECT operation, entity_type FROM audit_trail.events WHERE entity_type = 'att_m.p' AND operation IS NOT NULL ORDER BY id;
+SELECT count(*) AS problems FROM audit_trail.check();
+SELECT audit_trail.disable('att_m.p');
+DROP SCHEMA att_m CASCADE;
+DROP TABLE public.att_victim;
+
+-- A DROP that takes partitions with it by CASCADE (here: of the function a
+-- sub-partitioned partition's key calls) records PARTITION_DROPPED like a
+-- DROP TABLE, and never with the stash of an earlier command.
+CREATE SCHEMA dropc;
+CREATE FUNCTION dropc.h3(a int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT a';
+CREATE TABLE dropc.u (a int) PARTITION BY RANGE (a);
+CREATE TABLE dropc.u0 PARTITION OF dropc.u FOR VALUES FROM (100) TO (200);
+SELECT audit_trail.enable('dropc.u', key_columns => '{a}') IS NOT NULL AS enabled;
+CREATE TABLE dropc.u2 PARTITION OF dropc.u FOR VALUES FROM (200) TO (300) PARTITION BY RANGE (dropc.h3(a));
+CREATE TABLE dropc.u2a PARTITION OF dropc.u2 FOR VALUES FROM (200) TO (300);
+INSERT INTO dropc.u SELECT g FROM generate_series(100, 299) g;
+DROP TABLE IF EXISTS dropc.nothing;
+DROP FUNCTION dropc.h3 CASCADE;
+SELECT count(*) AS rows_left FROM dropc.u;
+SELECT details ->> 'command' AS command, details ->> 'partition' AS partition FROM audit_trail.events
+WHERE action = 'PARTITION_DROPPED' AND entity_type = 'dropc.u' ORDER BY id;
+SELECT audit_trail.disable('dropc.u');
+DROP SCHEMA dropc CASCADE;

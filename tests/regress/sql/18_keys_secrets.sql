@@ -35,10 +35,18 @@ SELECT audit_trail.log_event('RETENTION_APPLIED');
 SELECT audit_trail.log_event('MAINTENANCE');
 SELECT audit_trail.log_event('alert');
 SELECT audit_trail.log_event('ALERT_FIRED');
+SELECT audit_trail.log_event('AUDIT-ENABLED', 'ks.acct');
+SELECT audit_trail.log_event('audit.log_exported');
+SELECT audit_trail.log_event('Partition:Dropped');
+SELECT audit_trail.log_event('USER_NOTE', 'audit_trail.config', 'ks.acct');
 -- Names that only resemble them are the application's.
 SELECT audit_trail.log_event('DELETED_BY_USER', 'ks.acct', '1') IS NOT NULL AS accepted;
 SELECT audit_trail.log_event('USER_AUDIT', 'ks.acct', '1') IS NOT NULL AS accepted;
 RESET ROLE;
+
+-- An application event naming a row is not part of the row's history.
+SELECT string_agg(action || '/' || coalesce(operation, '-'), ' ' ORDER BY id) AS life_of_1
+FROM audit_trail.history('ks.acct', '1');
 
 -- 3. Readers trust operation, not action. A row event with a row action but
 -- no operation (as only the log's owner can write, or an event logged under
@@ -59,6 +67,53 @@ SELECT column_name, before, after FROM audit_trail.diff(
 CREATE TABLE ks.users (id int PRIMARY KEY, email text, secret_hint text);
 SELECT audit_trail.enable('ks.users', exclude => '{email}', label_column => 'email');
 SELECT audit_trail.enable('ks.users', exclude => '{secret_hint}', label_column => 'email') IS NOT NULL AS enabled;
+
+-- 5. entity_id is canonical (DateStyle ISO, TimeZone UTC, ...): one
+-- timestamptz key written under three sessions' settings is one id, and the
+-- readers take the key in any form its type accepts.
+CREATE TABLE ks.slots (at timestamptz PRIMARY KEY, what text);
+SELECT audit_trail.enable('ks.slots') IS NOT NULL AS enabled;
+SET TimeZone = 'UTC';
+SET DateStyle = 'ISO, MDY';
+INSERT INTO ks.slots VALUES ('2026-11-23 10:00:00+00', 'a');
+SET TimeZone = 'Europe/Paris';
+UPDATE ks.slots SET what = 'b';
+SET DateStyle = 'SQL, DMY';
+SET extra_float_digits = -3;
+UPDATE ks.slots SET what = 'c';
+SELECT operation, entity_id FROM audit_trail.events WHERE entity_type = 'ks.slots' ORDER BY id;
+SELECT count(*) AS found_by_session_text FROM audit_trail.history('ks.slots', '23/11/2026 11:00:00 CET');
+RESET DateStyle;
+RESET extra_float_digits;
+SET TimeZone = 'America/New_York';
+SELECT count(*) AS found_by_other_zone FROM audit_trail.history('ks.slots', '2026-11-23 05:00:00-05');
+SELECT audit_trail.row_as_of('ks.slots', '2026-11-23 11:00:00+01', clock_timestamp()) ->> 'what' AS what_now;
+RESET TimeZone;
+-- A key that is not a value of the key's type: the error names it.
+SELECT count(*) FROM audit_trail.history('ks.slots', 'not a time');
+
+-- 6. A key change is recorded (details.previous_entity_id); history() of
+-- any of the row's keys is its whole life; row_as_of() is right before and
+-- after each change.
+CREATE TABLE ks.k (id int PRIMARY KEY, v text);
+SELECT audit_trail.enable('ks.k') IS NOT NULL AS enabled;
+INSERT INTO ks.k VALUES (1, 'one');
+SELECT clock_timestamp() AS t1 \gset
+UPDATE ks.k SET v = 'uno';
+SELECT clock_timestamp() AS t2 \gset
+UPDATE ks.k SET id = 2 WHERE id = 1;
+SELECT clock_timestamp() AS t3 \gset
+UPDATE ks.k SET id = 3, v = 'tres' WHERE id = 2;
+INSERT INTO ks.k VALUES (9, 'other');
+SELECT operation, entity_id, details, changed FROM audit_trail.events WHERE entity_type = 'ks.k' ORDER BY id;
+SELECT k, (SELECT string_agg(operation || ' ' || entity_id, ', ' ORDER BY id) FROM audit_trail.history('ks.k', k)) AS life
+FROM unnest(ARRAY['1', '2', '3', '9']) k;
+SELECT audit_trail.row_as_of('ks.k', '1', :'t1') AS as_inserted,
+       audit_trail.row_as_of('ks.k', '1', :'t2') AS before_first_change,
+       audit_trail.row_as_of('ks.k', '2', :'t2') AS same_by_later_key,
+       audit_trail.row_as_of('ks.k', '2', :'t3') AS between_changes,
+       audit_trail.row_as_of('ks.k', '3', clock_timestamp()) AS now_by_key,
+       audit_trail.row_as_of('ks.k', '1', clock_timestamp()) AS now_by_first_key;
 
 DROP SCHEMA ks CASCADE;
 DROP ROLE ks_app;
