@@ -164,7 +164,7 @@ $$;
 
 -- new
 CREATE FUNCTION audit_trail._export_columns()
-RETURNS TABLE(name text, csv text, json text)
+RETURNS TABLE(name text, csv text, "json" text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$

@@ -141,7 +141,7 @@ $$;
 -- without touching this code; a type with no rendering here is an error.
 -- Not the readers' business to call: it names no event, only the log's shape.
 CREATE FUNCTION audit_trail._export_columns()
-RETURNS TABLE(name text, csv text, json text)
+RETURNS TABLE(name text, csv text, "json" text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
