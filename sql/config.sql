@@ -37,17 +37,50 @@ AS $$
     WHERE attrelid = target AND attnum > 0;
 $$;
 
--- The columns that are redacted: named ones plus those whose names contain a
--- pattern that was in force when the table was enabled.
-CREATE FUNCTION audit_trail._effective_redact(target regclass, redact text[], patterns text[])
+-- Each live column of target with the name it had when the settings last
+-- followed the table (`columns`: config.columns, names by attnum; '{}' for
+-- none): its own name if that was a name then; else, if the name its attnum
+-- had then is gone, that name (renamed since, not followed yet); else NULL
+-- (a column that appeared since). By name first, so that settings restored
+-- by pg_restore, whose attnums may differ, still name the right columns.
+CREATE FUNCTION audit_trail._columns_then(target regclass, columns text[])
+RETURNS TABLE(attnum int2, name text, was text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH live AS (
+        SELECT a.attnum, a.attname::text AS name
+        FROM pg_attribute a
+        WHERE a.attrelid = target AND a.attnum > 0 AND NOT a.attisdropped)
+    SELECT l.attnum, l.name,
+           CASE WHEN l.name = ANY (columns) THEN l.name
+                WHEN NOT EXISTS (SELECT 1 FROM live o WHERE o.name = columns[l.attnum]) THEN columns[l.attnum]
+           END
+    FROM live l
+    ORDER BY l.attnum;
+$$;
+
+-- The redacted columns of target, in column order: the one definition
+-- (API §9), used by capture (src/meta.rs), enable(), tracked and
+-- row_as_of(). Redaction is decided once per column and then follows it:
+-- a column the settings knew (`columns`, see _columns_then) is redacted if
+-- it was then (its name then is in `redact`), whatever it is called now; a
+-- column that appeared since (every column, at enable(), where `columns` is
+-- '{}') is redacted if it is named in `redact`, or if its name contains
+-- one of `patterns` (case ignored, lower-cased as the setting is:
+-- _matches_redact_patterns) and it is not named in `reveal`.
+CREATE FUNCTION audit_trail._redacted(target regclass, redact text[], patterns text[], reveal text[], columns text[])
 RETURNS text[]
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce(array_agg(c ORDER BY o), '{}')
-    FROM unnest(audit_trail._columns(target)) WITH ORDINALITY AS t(c, o)
-    WHERE c = ANY (redact)
-       OR EXISTS (SELECT 1 FROM unnest(patterns) p WHERE strpos(lower(c), p) > 0);
+    SELECT coalesce(array_agg(c.name ORDER BY c.attnum), '{}')
+    FROM audit_trail._columns_then(target, columns) c
+    WHERE CASE WHEN c.was IS NOT NULL THEN coalesce(c.was = ANY (redact), false)
+               ELSE coalesce(c.name = ANY (redact), false)
+                    OR (NOT coalesce(c.name = ANY (reveal), false)
+                        AND coalesce(audit_trail._matches_redact_patterns(c.name, patterns), false))
+          END;
 $$;
 
 -- Whether values of a type hold bytea anywhere: bytea itself, a domain over
@@ -295,7 +328,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT jsonb_build_object(
         'table', c.relid::text,
-        'redact', audit_trail._effective_redact(c.relid, c.redact, c.redact_patterns),
+        'redact', audit_trail._redacted(c.relid, c.redact, c.redact_patterns, c.reveal, c.columns),
+        'reveal', c.reveal,
         'exclude', c.exclude,
         'key_columns', coalesce(c.key_columns, audit_trail._key_columns(c.relid)),
         'label_column', c.label_column,
@@ -304,7 +338,7 @@ $$;
 
 CREATE FUNCTION audit_trail._enable(
     target regclass, redact text[], exclude text[], key_columns text[],
-    label_column text, actions text[], patterns text[], caller oid
+    label_column text, actions text[], reveal text[], patterns text[], caller oid
 ) RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -317,6 +351,8 @@ DECLARE
     act text;
     why text;
     by_pattern text[];
+    redacted text[];
+    revealed text[];
     cfg audit_trail.config;
 BEGIN
     IF target IS NULL THEN
@@ -358,7 +394,8 @@ BEGIN
     cols := audit_trail._columns(target);
     FOREACH col IN ARRAY coalesce(redact, '{}') || coalesce(exclude, '{}')
                          || coalesce(key_columns, '{}')
-                         || CASE WHEN label_column IS NULL THEN '{}'::text[] ELSE ARRAY[label_column] END LOOP
+                         || CASE WHEN label_column IS NULL THEN '{}'::text[] ELSE ARRAY[label_column] END
+                         || coalesce(reveal, '{}') LOOP
         IF col IS NULL OR NOT col = ANY (cols) THEN
             RAISE EXCEPTION 'column "%" of table % does not exist', col, target
                 USING ERRCODE = 'undefined_column';
@@ -369,6 +406,13 @@ BEGIN
         RAISE EXCEPTION 'label_column "%" of table % is excluded: an excluded column is never recorded', label_column, target
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Choose another label_column, or stop excluding it.';
+    END IF;
+    -- Nor in clear: revealing a column asks for what excluding it forbids.
+    SELECT r INTO col FROM unnest(reveal) WITH ORDINALITY AS u(r, o) WHERE r = ANY (coalesce(exclude, '{}')) ORDER BY o LIMIT 1;
+    IF col IS NOT NULL THEN
+        RAISE EXCEPTION 'column "%" of table % is both revealed and excluded: an excluded column is never recorded', col, target
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Name it in reveal or in exclude, not in both.';
     END IF;
     IF key_columns IS NOT NULL AND cardinality(key_columns) = 0 THEN
         RAISE EXCEPTION 'key_columns must name at least one column, or be NULL'
@@ -395,25 +439,32 @@ BEGIN
     DELETE FROM audit_trail.config
     WHERE relid IN (SELECT relid FROM pg_partition_tree(target) WHERE relid <> target);
 
+    -- Redaction is decided now, for every column (API §9): the ones named,
+    -- and those the patterns in force match but reveal exempts not. From
+    -- here on it follows each column through renames (_sync_columns); a
+    -- column added later is matched against the patterns stored here.
+    redacted := audit_trail._redacted(target, coalesce(redact, '{}'), coalesce(patterns, '{}'), reveal, '{}');
+    -- Revealed: the columns named in reveal that stay in clear (reveal does
+    -- not undo redact), in column order.
+    revealed := ARRAY(SELECT c FROM unnest(cols) WITH ORDINALITY AS t(c, o)
+                      WHERE c = ANY (reveal) AND NOT c = ANY (redacted) ORDER BY o);
     INSERT INTO audit_trail.config AS c
         (relid, redact, redact_patterns, exclude, key_columns, label_column, actions, columns,
-         enabled_at, enabled_by)
-    VALUES (target, coalesce(redact, '{}'), coalesce(patterns, '{}'), coalesce(exclude, '{}'),
+         enabled_at, enabled_by, reveal)
+    VALUES (target, redacted, coalesce(patterns, '{}'), coalesce(exclude, '{}'),
             key_columns, label_column, acts, audit_trail._columns_by_attnum(target),
-            now(), session_user)
+            now(), session_user, revealed)
     ON CONFLICT (relid) DO UPDATE SET
         redact = EXCLUDED.redact, redact_patterns = EXCLUDED.redact_patterns,
         exclude = EXCLUDED.exclude, key_columns = EXCLUDED.key_columns,
         label_column = EXCLUDED.label_column, actions = EXCLUDED.actions,
         columns = EXCLUDED.columns, enabled_at = EXCLUDED.enabled_at,
-        enabled_by = EXCLUDED.enabled_by
+        enabled_by = EXCLUDED.enabled_by, reveal = EXCLUDED.reveal
     RETURNING * INTO cfg;
 
-    SELECT array_agg(c ORDER BY o) INTO by_pattern
-    FROM unnest(cols) WITH ORDINALITY AS t(c, o)
-    WHERE NOT c = ANY (cfg.redact)
-      AND EXISTS (SELECT 1 FROM unnest(cfg.redact_patterns) p WHERE strpos(lower(c), p) > 0);
-    IF by_pattern IS NOT NULL THEN
+    by_pattern := ARRAY(SELECT c FROM unnest(redacted) WITH ORDINALITY AS t(c, o)
+                        WHERE NOT c = ANY (coalesce(redact, '{}')) ORDER BY o);
+    IF cardinality(by_pattern) > 0 THEN
         RAISE NOTICE 'columns of % redacted by audit_trail.redact_patterns: %',
             target, array_to_string(by_pattern, ', ');
     END IF;

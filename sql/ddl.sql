@@ -264,8 +264,13 @@ AS $$
 $$;
 
 -- RENAME COLUMN (directly, or through ALTER TYPE ... RENAME ATTRIBUTE
--- CASCADE): same attnum, new name, the old name gone. The table's settings
--- follow at once, in every session (relcache invalidation).
+-- CASCADE, or recursing from a partitioned table to its partitions): same
+-- attnum, new name, the old name gone. ADD COLUMN (directly, or ALTER TYPE
+-- ... ADD ATTRIBUTE CASCADE): a new attnum. The table's settings follow at
+-- once, in every session (relcache invalidation). Redaction and reveal
+-- follow each column as _columns_then recognises it (a column added is
+-- matched against the stored patterns, by _redacted); the columns of those
+-- lists that are gone are left out of them.
 CREATE FUNCTION audit_trail._sync_columns(rel regclass) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -285,12 +290,15 @@ BEGIN
     IF now_cols IS NOT DISTINCT FROM cfg.columns THEN
         RETURN;
     END IF;
+    -- Both read cfg.columns as it was: before it is brought up to date.
+    cfg.reveal := ARRAY(SELECT c.name FROM audit_trail._columns_then(cfg.relid, cfg.columns) c
+                        WHERE c.was = ANY (cfg.reveal) ORDER BY c.attnum);
+    cfg.redact := audit_trail._redacted(cfg.relid, cfg.redact, cfg.redact_patterns, cfg.reveal, cfg.columns);
     FOR i IN 1 .. least(cardinality(now_cols), cardinality(cfg.columns)) LOOP
         old_name := cfg.columns[i];
         new_name := now_cols[i];
         IF old_name IS NOT NULL AND new_name IS NOT NULL AND old_name <> new_name
            AND array_position(now_cols, old_name) IS NULL THEN
-            cfg.redact := array_replace(cfg.redact, old_name, new_name);
             cfg.exclude := array_replace(cfg.exclude, old_name, new_name);
             cfg.key_columns := array_replace(cfg.key_columns, old_name, new_name);
             IF cfg.label_column = old_name THEN
@@ -299,7 +307,7 @@ BEGIN
         END IF;
     END LOOP;
     UPDATE audit_trail.config
-    SET redact = cfg.redact, exclude = cfg.exclude, key_columns = cfg.key_columns,
+    SET redact = cfg.redact, reveal = cfg.reveal, exclude = cfg.exclude, key_columns = cfg.key_columns,
         label_column = cfg.label_column, columns = now_cols
     WHERE relid = cfg.relid;
     PERFORM audit_trail._invalidate(cfg.relid);
@@ -785,14 +793,15 @@ CREATE EVENT TRIGGER audit_trail_sql_drop ON sql_drop
 -- Audited tables, their effective settings, and whether capture is whole.
 CREATE VIEW audit_trail.tracked AS
 SELECT c.relid AS table_name,
-       audit_trail._effective_redact(c.relid, c.redact, c.redact_patterns) AS redact,
+       audit_trail._redacted(c.relid, c.redact, c.redact_patterns, c.reveal, c.columns) AS redact,
        c.exclude,
        coalesce(c.key_columns, audit_trail._key_columns(c.relid)) AS key_columns,
        c.label_column,
        c.actions,
        c.enabled_at,
        c.enabled_by,
-       audit_trail._capture_ok(c.relid) AS capture_ok
+       audit_trail._capture_ok(c.relid) AS capture_ok,
+       c.reveal
 FROM audit_trail.config c;
 COMMENT ON VIEW audit_trail.tracked IS 'Audited tables and their effective settings.';
 

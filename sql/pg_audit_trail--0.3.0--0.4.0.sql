@@ -4,21 +4,40 @@
 -- row events, NULL for every other event, which readers of rows use; the
 -- DDL event trigger hands its commands to _after_ddl through backend memory
 -- (no argument anyone could make up); tracked readable by every role again.
+-- Sticky redaction (API §9): config.redact now holds every redacted column
+-- (named, or matched by the patterns when enable() ran or when the column
+-- appeared), decided by one function (_redacted) and followed through
+-- renames; enable() gains reveal (config.reveal, tracked.reveal).
 -- Events, settings and partitions are kept; tests/integration/11_upgrade.sh
 -- checks that, and that the result has every object exactly as a fresh 0.4.0
 -- install has it.
 \echo Use "ALTER EXTENSION pg_audit_trail UPDATE TO '0.4.0'" to load this file. \quit
 
--- The new column, last (as a fresh install has it): instant, no rewrite.
--- Partitions get it with the parent; archived partitions (detached) keep
--- their old shape. This is the one command here the DDL event trigger
--- sees, so it runs first, under the 0.3.0 functions.
+-- The new columns, last (as a fresh install has them): instant, no
+-- rewrite. Partitions get operation with the parent; archived partitions
+-- (detached) keep their old shape. config gains enable()'s reveal. With
+-- DROP VIEW below, these are the commands here the DDL event triggers see,
+-- so they run first, under the 0.3.0 functions.
 ALTER TABLE audit_trail.events ADD COLUMN operation text;
+ALTER TABLE audit_trail.config ADD COLUMN reveal text[] NOT NULL DEFAULT '{}';
+
+-- tracked calls _effective_redact, which goes (its successor is
+-- _redacted): the view is made again below, with reveal at its end.
+DROP VIEW audit_trail.tracked;
 
 -- Functions: new, changed (same signature: replaced in place) and gone.
 -- Their text is the 0.4.0 install script's (sql/*.sql and the Rust side).
 -- removed
 DROP FUNCTION audit_trail._after_ddl(jsonb[]);
+
+-- removed
+DROP FUNCTION audit_trail._effective_redact(regclass,text[],text[]);
+
+-- removed
+DROP FUNCTION audit_trail._enable(regclass,text[],text[],text[],text,text[],text[],oid);
+
+-- removed
+DROP FUNCTION enable(regclass,TEXT[],TEXT[],TEXT[],TEXT,TEXT[]);
 
 -- changed
 CREATE OR REPLACE FUNCTION audit_trail._index_partition(rel regclass) RETURNS void
@@ -71,10 +90,67 @@ STRICT VOLATILE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'ddl_described_wrapper';
 
+-- new
+CREATE  FUNCTION "_matches_redact_patterns"(
+	"name" TEXT,
+	"patterns" TEXT[]
+) RETURNS bool
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'matches_redact_patterns_wrapper';
+
+-- new
+CREATE FUNCTION audit_trail._columns_then(target regclass, columns text[])
+RETURNS TABLE(attnum int2, name text, was text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH live AS (
+        SELECT a.attnum, a.attname::text AS name
+        FROM pg_attribute a
+        WHERE a.attrelid = target AND a.attnum > 0 AND NOT a.attisdropped)
+    SELECT l.attnum, l.name,
+           CASE WHEN l.name = ANY (columns) THEN l.name
+                WHEN NOT EXISTS (SELECT 1 FROM live o WHERE o.name = columns[l.attnum]) THEN columns[l.attnum]
+           END
+    FROM live l
+    ORDER BY l.attnum;
+$$;
+
+-- new
+CREATE FUNCTION audit_trail._redacted(target regclass, redact text[], patterns text[], reveal text[], columns text[])
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(array_agg(c.name ORDER BY c.attnum), '{}')
+    FROM audit_trail._columns_then(target, columns) c
+    WHERE CASE WHEN c.was IS NOT NULL THEN coalesce(c.was = ANY (redact), false)
+               ELSE coalesce(c.name = ANY (redact), false)
+                    OR (NOT coalesce(c.name = ANY (reveal), false)
+                        AND coalesce(audit_trail._matches_redact_patterns(c.name, patterns), false))
+          END;
+$$;
+
 -- changed
-CREATE OR REPLACE FUNCTION audit_trail._enable(
+CREATE OR REPLACE FUNCTION audit_trail._settings_json(c audit_trail.config) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT jsonb_build_object(
+        'table', c.relid::text,
+        'redact', audit_trail._redacted(c.relid, c.redact, c.redact_patterns, c.reveal, c.columns),
+        'reveal', c.reveal,
+        'exclude', c.exclude,
+        'key_columns', coalesce(c.key_columns, audit_trail._key_columns(c.relid)),
+        'label_column', c.label_column,
+        'actions', c.actions);
+$$;
+
+-- new
+CREATE FUNCTION audit_trail._enable(
     target regclass, redact text[], exclude text[], key_columns text[],
-    label_column text, actions text[], patterns text[], caller oid
+    label_column text, actions text[], reveal text[], patterns text[], caller oid
 ) RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -87,6 +163,8 @@ DECLARE
     act text;
     why text;
     by_pattern text[];
+    redacted text[];
+    revealed text[];
     cfg audit_trail.config;
 BEGIN
     IF target IS NULL THEN
@@ -128,7 +206,8 @@ BEGIN
     cols := audit_trail._columns(target);
     FOREACH col IN ARRAY coalesce(redact, '{}') || coalesce(exclude, '{}')
                          || coalesce(key_columns, '{}')
-                         || CASE WHEN label_column IS NULL THEN '{}'::text[] ELSE ARRAY[label_column] END LOOP
+                         || CASE WHEN label_column IS NULL THEN '{}'::text[] ELSE ARRAY[label_column] END
+                         || coalesce(reveal, '{}') LOOP
         IF col IS NULL OR NOT col = ANY (cols) THEN
             RAISE EXCEPTION 'column "%" of table % does not exist', col, target
                 USING ERRCODE = 'undefined_column';
@@ -139,6 +218,13 @@ BEGIN
         RAISE EXCEPTION 'label_column "%" of table % is excluded: an excluded column is never recorded', label_column, target
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Choose another label_column, or stop excluding it.';
+    END IF;
+    -- Nor in clear: revealing a column asks for what excluding it forbids.
+    SELECT r INTO col FROM unnest(reveal) WITH ORDINALITY AS u(r, o) WHERE r = ANY (coalesce(exclude, '{}')) ORDER BY o LIMIT 1;
+    IF col IS NOT NULL THEN
+        RAISE EXCEPTION 'column "%" of table % is both revealed and excluded: an excluded column is never recorded', col, target
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Name it in reveal or in exclude, not in both.';
     END IF;
     IF key_columns IS NOT NULL AND cardinality(key_columns) = 0 THEN
         RAISE EXCEPTION 'key_columns must name at least one column, or be NULL'
@@ -165,25 +251,32 @@ BEGIN
     DELETE FROM audit_trail.config
     WHERE relid IN (SELECT relid FROM pg_partition_tree(target) WHERE relid <> target);
 
+    -- Redaction is decided now, for every column (API §9): the ones named,
+    -- and those the patterns in force match but reveal exempts not. From
+    -- here on it follows each column through renames (_sync_columns); a
+    -- column added later is matched against the patterns stored here.
+    redacted := audit_trail._redacted(target, coalesce(redact, '{}'), coalesce(patterns, '{}'), reveal, '{}');
+    -- Revealed: the columns named in reveal that stay in clear (reveal does
+    -- not undo redact), in column order.
+    revealed := ARRAY(SELECT c FROM unnest(cols) WITH ORDINALITY AS t(c, o)
+                      WHERE c = ANY (reveal) AND NOT c = ANY (redacted) ORDER BY o);
     INSERT INTO audit_trail.config AS c
         (relid, redact, redact_patterns, exclude, key_columns, label_column, actions, columns,
-         enabled_at, enabled_by)
-    VALUES (target, coalesce(redact, '{}'), coalesce(patterns, '{}'), coalesce(exclude, '{}'),
+         enabled_at, enabled_by, reveal)
+    VALUES (target, redacted, coalesce(patterns, '{}'), coalesce(exclude, '{}'),
             key_columns, label_column, acts, audit_trail._columns_by_attnum(target),
-            now(), session_user)
+            now(), session_user, revealed)
     ON CONFLICT (relid) DO UPDATE SET
         redact = EXCLUDED.redact, redact_patterns = EXCLUDED.redact_patterns,
         exclude = EXCLUDED.exclude, key_columns = EXCLUDED.key_columns,
         label_column = EXCLUDED.label_column, actions = EXCLUDED.actions,
         columns = EXCLUDED.columns, enabled_at = EXCLUDED.enabled_at,
-        enabled_by = EXCLUDED.enabled_by
+        enabled_by = EXCLUDED.enabled_by, reveal = EXCLUDED.reveal
     RETURNING * INTO cfg;
 
-    SELECT array_agg(c ORDER BY o) INTO by_pattern
-    FROM unnest(cols) WITH ORDINALITY AS t(c, o)
-    WHERE NOT c = ANY (cfg.redact)
-      AND EXISTS (SELECT 1 FROM unnest(cfg.redact_patterns) p WHERE strpos(lower(c), p) > 0);
-    IF by_pattern IS NOT NULL THEN
+    by_pattern := ARRAY(SELECT c FROM unnest(redacted) WITH ORDINALITY AS t(c, o)
+                        WHERE NOT c = ANY (coalesce(redact, '{}')) ORDER BY o);
+    IF cardinality(by_pattern) > 0 THEN
         RAISE NOTICE 'columns of % redacted by audit_trail.redact_patterns: %',
             target, array_to_string(by_pattern, ', ');
     END IF;
@@ -417,6 +510,22 @@ AS $$
 $$;
 
 -- changed
+CREATE OR REPLACE FUNCTION audit_trail._row_settings(target regclass)
+RETURNS TABLE(keys text[], excluded text[], redacted text[])
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(c.key_columns, audit_trail._key_columns(target)),
+           coalesce(c.exclude, '{}'),
+           CASE WHEN c.relid IS NULL
+                THEN audit_trail._redacted(target, '{}', audit_trail._redact_patterns(), '{}', '{}')
+                ELSE audit_trail._redacted(c.relid, c.redact, c.redact_patterns, c.reveal, c.columns) END
+    FROM (SELECT target AS relid) t
+    LEFT JOIN audit_trail.config c ON c.relid = t.relid;
+$$;
+
+-- changed
 CREATE OR REPLACE FUNCTION audit_trail.row_as_of(target regclass, entity_id text, at timestamptz)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
@@ -508,6 +617,50 @@ AS $$
        AND NOT EXISTS (SELECT 1 FROM audit_trail._relation_tree(c.relid) x,
                        LATERAL audit_trail._capture_problems(x, c.actions))
     FROM audit_trail.config c WHERE c.relid = target
+$$;
+
+-- changed
+CREATE OR REPLACE FUNCTION audit_trail._sync_columns(rel regclass) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cfg audit_trail.config;
+    now_cols text[];
+    i int;
+    old_name text;
+    new_name text;
+BEGIN
+    SELECT * INTO cfg FROM audit_trail.config WHERE relid = rel FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    now_cols := audit_trail._columns_by_attnum(cfg.relid);
+    IF now_cols IS NOT DISTINCT FROM cfg.columns THEN
+        RETURN;
+    END IF;
+    -- Both read cfg.columns as it was: before it is brought up to date.
+    cfg.reveal := ARRAY(SELECT c.name FROM audit_trail._columns_then(cfg.relid, cfg.columns) c
+                        WHERE c.was = ANY (cfg.reveal) ORDER BY c.attnum);
+    cfg.redact := audit_trail._redacted(cfg.relid, cfg.redact, cfg.redact_patterns, cfg.reveal, cfg.columns);
+    FOR i IN 1 .. least(cardinality(now_cols), cardinality(cfg.columns)) LOOP
+        old_name := cfg.columns[i];
+        new_name := now_cols[i];
+        IF old_name IS NOT NULL AND new_name IS NOT NULL AND old_name <> new_name
+           AND array_position(now_cols, old_name) IS NULL THEN
+            cfg.exclude := array_replace(cfg.exclude, old_name, new_name);
+            cfg.key_columns := array_replace(cfg.key_columns, old_name, new_name);
+            IF cfg.label_column = old_name THEN
+                cfg.label_column := new_name;
+            END IF;
+        END IF;
+    END LOOP;
+    UPDATE audit_trail.config
+    SET redact = cfg.redact, reveal = cfg.reveal, exclude = cfg.exclude, key_columns = cfg.key_columns,
+        label_column = cfg.label_column, columns = now_cols
+    WHERE relid = cfg.relid;
+    PERFORM audit_trail._invalidate(cfg.relid);
+END
 $$;
 
 -- changed
@@ -905,6 +1058,20 @@ BEGIN
 END
 $$;
 
+-- new
+CREATE  FUNCTION "enable"(
+	"target" regclass,
+	"redact" TEXT[] DEFAULT '{}',
+	"exclude" TEXT[] DEFAULT '{}',
+	"key_columns" TEXT[] DEFAULT NULL,
+	"label_column" TEXT DEFAULT NULL,
+	"actions" TEXT[] DEFAULT '{INSERT,UPDATE,DELETE,TRUNCATE}',
+	"reveal" TEXT[] DEFAULT '{}'
+) RETURNS void
+VOLATILE 
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'enable_with_reveal_wrapper';
+
 -- The index history() follows key changes by (see _index_partition), on
 -- every partition that has the entity index.
 DO $$
@@ -941,8 +1108,22 @@ ALTER EVENT TRIGGER audit_trail_ddl_start ENABLE ALWAYS;
 COMMENT ON FUNCTION audit_trail.check() IS
   'One row per thing that keeps capture from being whole; empty when all is well.';
 
+-- Each audited table keeps exactly the columns it redacts today: named, or
+-- whose name (now) contains a pattern stored at enable() (reveal '{}', and
+-- columns '{}': every column judged by its name, as 0.3.0 did), now stored
+-- in redact, with the column names brought up to date to follow them by.
+-- A setting row whose table is gone (check() reports it) is left alone.
+UPDATE audit_trail.config c
+SET redact = audit_trail._redacted(c.relid, c.redact, c.redact_patterns, '{}', '{}'),
+    columns = audit_trail._columns_by_attnum(c.relid)
+WHERE EXISTS (SELECT 1 FROM pg_class k WHERE k.oid = c.relid);
+-- Every backend builds their capture metadata again, from _redacted.
+SELECT audit_trail._invalidate(c.relid)
+FROM audit_trail.config c WHERE EXISTS (SELECT 1 FROM pg_class k WHERE k.oid = c.relid);
+
 -- Views: log gains operation after request_id, as in a fresh install, so it
--- is made anew; changes reads operation instead of action.
+-- is made anew; changes reads operation instead of action; tracked (dropped
+-- above) is made anew.
 DROP VIEW audit_trail.log;
 CREATE OR REPLACE VIEW audit_trail.log WITH (security_invoker = true) AS
 SELECT e.id, e.occurred_at, e.txid, e.action, e.entity_type, e.entity_id, e.entity_label,
@@ -972,6 +1153,19 @@ CROSS JOIN LATERAL (
 ) c;
 COMMENT ON VIEW audit_trail.changes IS
   'One row per recorded column per event (UPDATE: the changed columns only).';
+CREATE OR REPLACE VIEW audit_trail.tracked AS
+SELECT c.relid AS table_name,
+       audit_trail._redacted(c.relid, c.redact, c.redact_patterns, c.reveal, c.columns) AS redact,
+       c.exclude,
+       coalesce(c.key_columns, audit_trail._key_columns(c.relid)) AS key_columns,
+       c.label_column,
+       c.actions,
+       c.enabled_at,
+       c.enabled_by,
+       audit_trail._capture_ok(c.relid) AS capture_ok,
+       c.reveal
+FROM audit_trail.config c;
+COMMENT ON VIEW audit_trail.tracked IS 'Audited tables and their effective settings.';
 
 -- Row events written before 0.4.0 get their operation (see
 -- _backfill_operation: row images tell captured events from application
@@ -1014,7 +1208,9 @@ GRANT EXECUTE ON FUNCTION audit_trail._where(text[], text[], text, text, timesta
                           audit_trail._contains_bytea(oid),
                           audit_trail._key_columns(regclass),
                           audit_trail._columns(regclass),
-                          audit_trail._effective_redact(regclass, text[], text[]),
+                          audit_trail._columns_then(regclass, text[]),
+                          audit_trail._redacted(regclass, text[], text[], text[], text[]),
+                          audit_trail._matches_redact_patterns(text, text[]),
                           audit_trail._log_read(text, jsonb),
                           audit_trail._log_reads_all(),
                           audit_trail._log_reads_export(),

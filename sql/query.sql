@@ -380,8 +380,9 @@ AS $$
 $$;
 
 -- How row_as_of must render a table's rows: its key, and which columns the
--- trail leaves out or redacts (the redaction patterns apply to a table that
--- is not audited too: row_as_of shows no more than the trail would).
+-- trail leaves out or redacts, as capture decides (_redacted). The
+-- redaction patterns in force apply to a table that is not audited:
+-- row_as_of shows no more than the trail would if it were.
 CREATE FUNCTION audit_trail._row_settings(target regclass)
 RETURNS TABLE(keys text[], excluded text[], redacted text[])
 LANGUAGE sql STABLE
@@ -390,8 +391,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT coalesce(c.key_columns, audit_trail._key_columns(target)),
            coalesce(c.exclude, '{}'),
-           audit_trail._effective_redact(target, coalesce(c.redact, '{}'),
-               coalesce(c.redact_patterns, audit_trail._redact_patterns()))
+           CASE WHEN c.relid IS NULL
+                THEN audit_trail._redacted(target, '{}', audit_trail._redact_patterns(), '{}', '{}')
+                ELSE audit_trail._redacted(c.relid, c.redact, c.redact_patterns, c.reveal, c.columns) END
     FROM (SELECT target AS relid) t
     LEFT JOIN audit_trail.config c ON c.relid = t.relid;
 $$;

@@ -79,6 +79,10 @@ SELECT audit_trail._index_partition('audit_trail.events_default');
 
 -- Per-table settings written by enable(). Column lists are names; "columns"
 -- remembers each attnum's name at the last sync so RENAME COLUMN can be followed.
+-- redact holds every redacted column, named or matched by redact_patterns
+-- when enable() ran or when the column appeared (audit_trail._redacted);
+-- reveal the columns enable() exempted from the patterns. Both follow their
+-- columns through renames (_sync_columns).
 CREATE TABLE audit_trail.config (
     relid           regclass    PRIMARY KEY,
     redact          text[]      NOT NULL DEFAULT '{}',
@@ -89,7 +93,8 @@ CREATE TABLE audit_trail.config (
     actions         text[]      NOT NULL,
     columns         text[]      NOT NULL DEFAULT '{}',
     enabled_at      timestamptz NOT NULL DEFAULT now(),
-    enabled_by      text        NOT NULL DEFAULT session_user
+    enabled_by      text        NOT NULL DEFAULT session_user,
+    reveal          text[]      NOT NULL DEFAULT '{}'
 );
 
 -- Every name an audited table has had, and when: history() and row_as_of()

@@ -38,23 +38,75 @@ fn required<T>(value: Option<T>, name: &str) -> T {
 /// which names it as a column that does not exist.
 type Names = Vec<Option<String>>;
 
-#[pg_extern(volatile)]
-fn enable(
+/// `audit_trail.enable(target, redact, exclude, key_columns, label_column,
+/// actions, reveal)`. The symbol differs from 0.3.0's six-argument
+/// `enable` (`enable_wrapper`, below), which that version's objects still
+/// call until `ALTER EXTENSION ... UPDATE`.
+#[pg_extern(volatile, name = "enable")]
+fn enable_with_reveal(
     target: Option<PgRelation>,
     redact: default!(Option<Names>, "'{}'"),
     exclude: default!(Option<Names>, "'{}'"),
     key_columns: default!(Option<Names>, "NULL"),
     label_column: default!(Option<String>, "NULL"),
     actions: default!(Option<Names>, "'{INSERT,UPDATE,DELETE,TRUNCATE}'"),
+    reveal: default!(Option<Names>, "'{}'"),
+) {
+    run_enable(target, redact, exclude, key_columns, label_column, actions, Some(reveal));
+}
+
+/// 0.1.0–0.3.0's `enable` (no `reveal`): the library serves those objects
+/// until the update (sql/released/README.md), so the symbol their install
+/// scripts name stays, with its six arguments, and calls their
+/// `_enable`. No SQL: 0.4.0 declares `enable` above.
+#[pg_extern(volatile, sql = false)]
+fn enable(
+    target: Option<PgRelation>,
+    redact: Option<Names>,
+    exclude: Option<Names>,
+    key_columns: Option<Names>,
+    label_column: Option<String>,
+    actions: Option<Names>,
+) {
+    run_enable(target, redact, exclude, key_columns, label_column, actions, None);
+}
+
+/// enable()'s work: the arguments checked, the caller noted, then the SQL
+/// side as the log's owner (`_enable`; for the six-argument version, whose
+/// `reveal` is None, its own `_enable`), then AUDIT_ENABLED and the
+/// partitions ahead.
+fn run_enable(
+    target: Option<PgRelation>,
+    redact: Option<Names>,
+    exclude: Option<Names>,
+    key_columns: Option<Names>,
+    label_column: Option<String>,
+    actions: Option<Names>,
+    reveal: Option<Option<Names>>,
 ) {
     let target = target_oid(target);
     let redact = required(redact, "redact");
     let exclude = required(exclude, "exclude");
     let actions = required(actions, "actions");
+    let reveal = reveal.map(|r| required(r, "reveal"));
     let who = caller();
     let patterns = settings::redact_patterns();
-    let settings = as_log_owner(|| {
-        Spi::get_one_with_args::<JsonB>(
+    let settings = as_log_owner(|| match reveal {
+        Some(reveal) => Spi::get_one_with_args::<JsonB>(
+            "SELECT audit_trail._enable($1::oid::regclass, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                target.into(),
+                redact.into(),
+                exclude.into(),
+                key_columns.into(),
+                label_column.into(),
+                actions.into(),
+                reveal.into(),
+                patterns.into(),
+                who.into(),
+            ],
+        ),
+        None => Spi::get_one_with_args::<JsonB>(
             "SELECT audit_trail._enable($1::oid::regclass, $2, $3, $4, $5, $6, $7, $8)",
             &[
                 target.into(),
@@ -66,7 +118,7 @@ fn enable(
                 patterns.into(),
                 who.into(),
             ],
-        )
+        ),
     });
     // Errors the SQL side raises (a column that does not exist, a caller who
     // does not own the table...) reach the caller as they are, SQLSTATE and

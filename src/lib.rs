@@ -40,7 +40,7 @@ extension_sql_file!("../sql/context.sql", name = "context", requires = [context:
 extension_sql_file!(
     "../sql/config.sql",
     name = "config",
-    requires = ["schema", "capture_function", meta::invalidate]
+    requires = ["schema", "capture_function", meta::invalidate, settings::matches_redact_patterns]
 );
 extension_sql_file!(
     "../sql/partitions.sql",

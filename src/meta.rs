@@ -10,7 +10,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::rc::Rc;
 
 /// One column of the trigger relation's row type.
@@ -110,8 +110,8 @@ fn invalidate(target: pg_sys::Oid) {
 struct Settings {
     audited: pg_sys::Oid,
     entity_type: String,
-    redact: Vec<String>,
-    patterns: Vec<String>,
+    /// The redacted columns, as `audit_trail._redacted` decides them.
+    redacted: Vec<String>,
     exclude: Vec<String>,
     key_columns: Vec<String>,
     label_column: Option<String>,
@@ -120,9 +120,16 @@ struct Settings {
 }
 
 /// What load_settings reads, for one relation: its governing audited table's
-/// settings row, that table's current name, and the relation's columns that
-/// hold bytea.
-const SETTINGS_SQL: &std::ffi::CStr = c"SELECT c.relid::oid, format('%I.%I', n.nspname, k.relname), c.redact, c.redact_patterns,
+/// settings row, that table's current name, its redacted columns (by name:
+/// a partition's columns have its parent's names), and the relation's
+/// columns that hold bytea. `$redacted` is the SQL that names the redacted
+/// columns.
+macro_rules! settings_sql {
+    ($redacted:literal) => {
+        concat!(
+            "SELECT c.relid::oid, format('%I.%I', n.nspname, k.relname), ",
+            $redacted,
+            ",
         c.exclude, coalesce(c.key_columns, audit_trail._key_columns(c.relid)), c.label_column,
         ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
               WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
@@ -130,11 +137,39 @@ const SETTINGS_SQL: &std::ffi::CStr = c"SELECT c.relid::oid, format('%I.%I', n.n
  FROM audit_trail.config c
  JOIN pg_catalog.pg_class k ON k.oid = c.relid
  JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace
- WHERE c.relid = audit_trail._audited_root($1::regclass)";
+ WHERE c.relid = audit_trail._audited_root($1::regclass)\0"
+        )
+    };
+}
+
+/// The look-up, with the one definition of which columns are redacted
+/// (`audit_trail._redacted`, sql/config.sql).
+const SETTINGS_SQL: &CStr = c_str(settings_sql!("audit_trail._redacted(c.relid, c.redact, c.redact_patterns, c.reveal, c.columns)"));
+
+/// The same under the objects of 0.1.0 to 0.3.0, which the library serves
+/// until `ALTER EXTENSION ... UPDATE` (sql/released/README.md): they have no
+/// `_redacted` and no `reveal`, and their own definition. (It lower-cases
+/// column names with SQL's `lower()`, where their library used Rust's: in a
+/// database whose locale lower-cases ASCII only, a pattern with a non-ASCII
+/// letter can miss a column whose name has it in upper case, until the
+/// update.)
+const SETTINGS_SQL_0_3: &CStr = c_str(settings_sql!("audit_trail._effective_redact(c.relid, c.redact, c.redact_patterns)"));
+
+/// A NUL-terminated literal as a CStr, checked when compiled.
+const fn c_str(s: &'static str) -> &'static CStr {
+    match CStr::from_bytes_with_nul(s.as_bytes()) {
+        Ok(c) => c,
+        Err(_) => panic!("not one NUL-terminated string"),
+    }
+}
+
+/// Whether the installed objects define `audit_trail._redacted` (0.4.0 on).
+const CURRENT_OBJECTS_SQL: &CStr =
+    c"SELECT pg_catalog.to_regprocedure('audit_trail._redacted(regclass, text[], text[], text[], text[])') IS NOT NULL";
 
 thread_local! {
-    /// The kept plan of SETTINGS_SQL (0: not prepared yet).
-    static SETTINGS_PLAN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// The kept plans of SETTINGS_SQL and SETTINGS_SQL_0_3 (0: not prepared yet).
+    static SETTINGS_PLANS: [std::cell::Cell<usize>; 2] = const { [std::cell::Cell::new(0), std::cell::Cell::new(0)] };
 }
 
 /// The settings come from audit_trail.config, which the user changing the
@@ -151,27 +186,44 @@ thread_local! {
 /// and catalog look-ups by name or oid use catalog snapshots, always fresh.
 fn load_settings(relid: pg_sys::Oid) -> Option<Settings> {
     // SAFETY: a plain SPI session inside the firing's transaction: connect,
-    // prepare (once, kept for the backend's life) a plan of one oid
-    // parameter and run it read-only with the latest snapshot (live until
-    // the next one is taken, after the query), then copy what it returned
-    // into Rust values before SPI_finish frees the result. An error raised
-    // in between unwinds through PostgreSQL, which closes the SPI connection
-    // at (sub)transaction abort.
+    // ask which objects are installed (a read-only query of one row, read at
+    // once), prepare (once, kept for the backend's life) that version's plan
+    // of one oid parameter and run it read-only with the latest snapshot
+    // (live until the next one is taken, after the query), then copy what it
+    // returned into Rust values before SPI_finish frees the result. An error
+    // raised in between unwinds through PostgreSQL, which closes the SPI
+    // connection at (sub)transaction abort.
     crate::identity::as_log_owner(|| unsafe {
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
             error!("pg_audit_trail: reading the audit settings of relation {relid}: SPI_connect failed");
         }
-        let mut plan = SETTINGS_PLAN.get() as pg_sys::SPIPlanPtr;
+        // Asked at each build (rare: once per table and backend until the
+        // next invalidation), so that an update another session commits is
+        // seen at once. The catalog look-up sees what is committed now.
+        if pg_sys::SPI_execute(CURRENT_OBJECTS_SQL.as_ptr(), true, 1) != pg_sys::SPI_OK_SELECT as i32
+            || pg_sys::SPI_processed != 1
+            || pg_sys::SPI_tuptable.is_null()
+        {
+            error!("pg_audit_trail: reading the audit settings of relation {relid}: could not tell the installed version");
+        }
+        let current = {
+            let tt = pg_sys::SPI_tuptable;
+            let mut isnull = false;
+            let d = pg_sys::SPI_getbinval(*(*tt).vals, (*tt).tupdesc, 1, &mut isnull);
+            bool::from_datum(d, isnull).unwrap_or(false)
+        };
+        let (slot, sql) = if current { (0, SETTINGS_SQL) } else { (1, SETTINGS_SQL_0_3) };
+        let mut plan = SETTINGS_PLANS.with(|p| p[slot].get()) as pg_sys::SPIPlanPtr;
         if plan.is_null() {
             let mut types = [pg_sys::OIDOID];
-            plan = pg_sys::SPI_prepare(SETTINGS_SQL.as_ptr(), 1, types.as_mut_ptr());
+            plan = pg_sys::SPI_prepare(sql.as_ptr(), 1, types.as_mut_ptr());
             if plan.is_null() {
                 error!("pg_audit_trail: reading the audit settings of relation {relid}: could not prepare the look-up: SPI error {}", {
                     pg_sys::SPI_result
                 });
             }
             pg_sys::SPI_keepplan(plan);
-            SETTINGS_PLAN.set(plan as usize);
+            SETTINGS_PLANS.with(|p| p[slot].set(plan as usize));
         }
         let mut args = [pg_sys::Datum::from(relid)];
         let rc = pg_sys::SPI_execute_snapshot(
@@ -210,12 +262,11 @@ fn load_settings(relid: pg_sys::Oid) -> Option<Settings> {
             Some(Settings {
                 audited: pg_sys::Oid::from_datum(audited, audited_null).unwrap_or(pg_sys::InvalidOid),
                 entity_type: text(2).unwrap_or_default(),
-                redact: list(3),
-                patterns: list(4),
-                exclude: list(5),
-                key_columns: list(6),
-                label_column: text(7),
-                binary: list(8),
+                redacted: list(3),
+                exclude: list(4),
+                key_columns: list(5),
+                label_column: text(6),
+                binary: list(7),
             })
         };
         pg_sys::SPI_finish();
@@ -274,12 +325,10 @@ unsafe fn build(rel: pg_sys::Relation) -> Option<TableMeta> {
             continue;
         }
         // SAFETY: attname is a NUL-terminated NameData of the attribute.
-        let name = unsafe { std::ffi::CStr::from_ptr(att.attname.data.as_ptr()) }.to_owned();
+        let name = unsafe { CStr::from_ptr(att.attname.data.as_ptr()) }.to_owned();
         let name_str = name.to_string_lossy().into_owned();
-        let lower = name_str.to_lowercase();
-        let redacted = s.redact.contains(&name_str) || s.patterns.iter().any(|p| lower.contains(p.as_str()));
         let binary = s.binary.contains(&name_str);
-        let render = if redacted {
+        let render = if s.redacted.contains(&name_str) {
             Render::Redacted
         } else if binary {
             Render::Binary

@@ -620,6 +620,18 @@ fn redact_patterns_sql() -> Vec<String> {
     redact_patterns()
 }
 
+/// Whether a column name contains one of the redaction patterns, case
+/// ignored, for `audit_trail._redacted` (sql/config.sql), the one definition
+/// of which columns are redacted. The name is lower-cased as the patterns
+/// are (`patterns_of`: Rust's Unicode lower-casing, whatever the database's
+/// locale, in which SQL's `lower()` may change ASCII letters only). An empty
+/// pattern matches nothing.
+#[pg_extern(immutable, parallel_safe, name = "_matches_redact_patterns")]
+fn matches_redact_patterns(name: &str, patterns: Vec<Option<String>>) -> bool {
+    let name = name.to_lowercase();
+    patterns.iter().flatten().map(|p| p.to_lowercase()).any(|p| !p.is_empty() && name.contains(&p))
+}
+
 /// The partition interval's kind (day, week, month) for the SQL side.
 #[pg_extern(stable, name = "_partition_interval_kind")]
 fn partition_interval_kind_sql() -> &'static str {
@@ -658,6 +670,23 @@ mod tests {
         assert!(super::redact_patterns_ok(&format!("pin,{}", "x".repeat(64))).is_err());
         assert!(super::redact_patterns_ok("{password,secret}").is_err());
         assert!(super::redact_patterns_ok("{}").is_err());
+    }
+
+    #[pg_test]
+    fn redact_pattern_matching() {
+        let m = |name: &str, patterns: &[&str]| {
+            super::matches_redact_patterns(name, patterns.iter().map(|p| Some(p.to_string())).collect())
+        };
+        assert!(m("MFA_Secret", &["mfa"]));
+        assert!(m("api_token", &["password", "token"]));
+        assert!(!m("api_credential", &["password", "token"]));
+        assert!(!m("id", &[""]));
+        assert!(!m("id", &[]));
+        // Unicode lower-casing on both sides, whatever the database's locale.
+        assert!(m("ÜBER_GEHEIM", &["über"]));
+        assert!(m("über_geheim", &["ÜBER"]));
+        let sql = Spi::get_one::<bool>("SELECT audit_trail._matches_redact_patterns('ÜBER_GEHEIM', '{über}')").unwrap();
+        assert_eq!(sql, Some(true));
     }
 
     /// The parsed values follow SET, SET LOCAL and their end.

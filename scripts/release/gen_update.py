@@ -78,11 +78,14 @@ def script_statements(path):
 
 
 def split_args(args):
-    depth, cur, out = 0, '', []
+    # Commas inside parentheses or a quoted literal (a DEFAULT '{a,b}')
+    # separate no arguments; a doubled quote closes and reopens the literal.
+    depth, quoted, cur, out = 0, False, '', []
     for ch in args:
-        if ch == '(': depth += 1
-        if ch == ')': depth -= 1
-        if ch == ',' and depth == 0:
+        if ch == "'": quoted = not quoted
+        if ch == '(' and not quoted: depth += 1
+        if ch == ')' and not quoted: depth -= 1
+        if ch == ',' and depth == 0 and not quoted:
             out.append(cur); cur = ''
         else:
             cur += ch

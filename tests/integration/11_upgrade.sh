@@ -36,7 +36,9 @@ state() { # everything that must survive, one line each
   sql_db "$1" <<'SQL'
 -- Every column the oldest version had (0.4.0 added operation, filled below).
 SELECT 'events ' || count(*) || ':' || max(id) || ':' || md5(string_agg((to_jsonb(e) - 'operation')::text, '|' ORDER BY id)) FROM audit_trail.events e;
-SELECT 'config ' || md5(string_agg(c::text, '|' ORDER BY relid)) FROM audit_trail.config c;
+-- Every setting the oldest version had; redact, which 0.4.0 fills with the
+-- columns the patterns matched, is compared through tracked below.
+SELECT 'config ' || md5(string_agg((to_jsonb(c) - 'redact' - 'reveal')::text, '|' ORDER BY relid)) FROM audit_trail.config c;
 SELECT 'names ' || md5(string_agg(n::text, '|' ORDER BY relid, valid_from)) FROM audit_trail.table_names n;
 SELECT 'archived ' || string_agg(partition || ' ' || range_start || ' ' || range_end, ', ') FROM audit_trail.archived_partitions;
 SELECT 'archive rows ' || count(*) FROM audit_trail_archive.events_p20200101;
@@ -75,6 +77,15 @@ expect_eq "capture after update" \
 expect_eq "history across the update" "$(sql -c "SELECT string_agg(action, ' ' ORDER BY id) FROM audit_trail.history('accounts', '1')")" \
   "INSERT UPDATE UPDATE"
 expect_eq "retention setting" "$(sql -c "SHOW audit_trail.retention")" "30 days"
+# 0.4.0 stores what each table redacts (API §9, sticky): the pattern-matched
+# column of a table audited before the update keeps its redaction through a
+# rename that leaves the patterns behind.
+expect_eq "settings after the update" \
+  "$(sql -c "SELECT array_to_string(redact, ',') || ' ' || cardinality(reveal) FROM audit_trail.config")" "secret,pin 0"
+sql -c "ALTER TABLE accounts RENAME COLUMN pin TO passcode" >/dev/null
+sql -c "UPDATE accounts SET passcode = '4321' WHERE id = 2" >/dev/null
+expect_eq "redaction follows a rename after the update" \
+  "$(sql -c "SELECT after::text FROM audit_trail.events ORDER BY id DESC LIMIT 1")" '{"passcode": "[REDACTED]"}'
 if sql -c "DELETE FROM audit_trail.events" 2>/dev/null; then fail "log writable after the update"; fi
 sql -c "SELECT audit_trail.maintain()" >/dev/null
 
