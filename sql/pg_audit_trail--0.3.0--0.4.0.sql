@@ -727,8 +727,20 @@ BEGIN
                            WHERE g.tgname = 'audit_trail_' || lower(a) || CASE WHEN l THEN '_replica' ELSE '' END
                              AND NOT audit_trail._is_capture_trigger(g, a, l))
                    OR (g.tgname IN ('audit_trail_guard', 'audit_trail_guard_row')
-                       AND g.tgfoid <> 'audit_trail._guard()'::regprocedure) AS posing
+                       AND g.tgfoid <> 'audit_trail._guard()'::regprocedure) AS posing,
+                   -- audit_trail.capture() under a name enable() does not
+                   -- give: a second copy would record every change twice.
+                   g.tgfoid = 'audit_trail.capture()'::regprocedure
+                   AND NOT g.tgname = ANY (ARRAY['audit_trail_insert', 'audit_trail_update', 'audit_trail_delete',
+                                                 'audit_trail_truncate', 'audit_trail_insert_replica',
+                                                 'audit_trail_update_replica', 'audit_trail_delete_replica']) AS stray
               INTO t FROM pg_trigger g WHERE g.oid = cmd.objid;
+            IF FOUND AND cmd.command_tag = 'CREATE TRIGGER' AND t.stray THEN
+                RAISE EXCEPTION 'trigger % on % would run audit_trail.capture(), which only the triggers audit_trail.enable() makes may run',
+                        t.tgname, t.rel
+                    USING ERRCODE = 'insufficient_privilege',
+                          HINT = 'Use audit_trail.enable() to audit a table.';
+            END IF;
             IF FOUND AND ((cmd.command_tag = 'ALTER TRIGGER' AND t.ours)
                           OR (cmd.command_tag = 'CREATE TRIGGER' AND t.posing
                               AND (audit_trail._audited_root(t.rel) IS NOT NULL

@@ -272,3 +272,18 @@ SELECT details ->> 'command' AS command, details ->> 'partition' AS partition FR
 WHERE action = 'PARTITION_DROPPED' AND entity_type = 'dropc.u' ORDER BY id;
 SELECT audit_trail.disable('dropc.u');
 DROP SCHEMA dropc CASCADE;
+
+-- audit_trail.capture() runs only in the triggers enable() makes: a copy
+-- under another name would record every change twice (and an action the
+-- table's settings leave out).
+CREATE TABLE twice (id int PRIMARY KEY, v text);
+SELECT audit_trail.enable('twice', actions => '{INSERT}') IS NOT NULL AS enabled;
+CREATE TRIGGER zz AFTER INSERT ON twice REFERENCING NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION audit_trail.capture();
+CREATE TRIGGER zu AFTER UPDATE ON twice REFERENCING OLD TABLE AS o NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION audit_trail.capture();
+CREATE TABLE not_audited (id int);
+CREATE TRIGGER zz AFTER INSERT ON not_audited REFERENCING NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION audit_trail.capture();
+INSERT INTO twice VALUES (1, 'a');
+UPDATE twice SET v = 'b';
+SELECT operation, count(*) FROM audit_trail.events WHERE entity_type = 'public.twice' AND operation IS NOT NULL GROUP BY 1;
+SELECT audit_trail.disable('twice');
+DROP TABLE twice, not_audited;

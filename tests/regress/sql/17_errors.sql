@@ -127,6 +127,11 @@ SELECT pg_temp.try('SELECT audit_trail.capture()');
 SELECT pg_temp.try('SELECT audit_trail._guard()');
 CREATE TABLE odd (id int PRIMARY KEY, v text);
 INSERT INTO odd VALUES (1, 'a');
+-- A trigger of capture() that enable() did not make is refused when made
+-- (42501); with the DDL event trigger switched off, capture() refuses to run
+-- in the wrong shape (39P01).
+SELECT pg_temp.try('CREATE TRIGGER odd_stray AFTER INSERT ON odd REFERENCING NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION audit_trail.capture()');
+ALTER EVENT TRIGGER audit_trail_ddl_end DISABLE;
 CREATE TRIGGER odd_before BEFORE INSERT ON odd FOR EACH ROW EXECUTE FUNCTION audit_trail.capture();
 SELECT pg_temp.try('INSERT INTO odd VALUES (2, ''b'')');
 DROP TRIGGER odd_before ON odd;
@@ -138,6 +143,7 @@ SELECT pg_temp.try('DELETE FROM odd');
 DROP TRIGGER odd_when ON odd;
 CREATE VIEW odd_view AS SELECT * FROM odd;
 CREATE TRIGGER odd_instead INSTEAD OF INSERT ON odd_view FOR EACH ROW EXECUTE FUNCTION audit_trail.capture();
+ALTER EVENT TRIGGER audit_trail_ddl_end ENABLE ALWAYS;
 SELECT pg_temp.try('INSERT INTO odd_view VALUES (3, ''c'')');
 
 -- Clean up.
