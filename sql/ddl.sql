@@ -434,7 +434,7 @@ BEGIN
                 WHERE k.reloftype = typ.oid
                    OR EXISTS (SELECT 1 FROM audit_trail._relation_tree(c.relid) x
                               JOIN pg_attribute a ON a.attrelid = x AND a.attnum > 0 AND NOT a.attisdropped
-                              WHERE a.atttypid = typ.oid)
+                              WHERE audit_trail._type_uses(a.atttypid, typ.oid))
             LOOP
                 PERFORM audit_trail._sync_columns(rel);
                 PERFORM audit_trail._write_event('SCHEMA_CHANGED', audit_trail._entity_name(rel), NULL,

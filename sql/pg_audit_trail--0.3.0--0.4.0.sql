@@ -132,6 +132,27 @@ AS $$
           END;
 $$;
 
+-- new
+CREATE FUNCTION audit_trail._type_uses(typ oid, used oid) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE t(oid) AS (
+        SELECT typ
+        UNION
+        SELECT x.oid FROM t JOIN pg_type p ON p.oid = t.oid
+        CROSS JOIN LATERAL (
+            SELECT p.typbasetype WHERE p.typbasetype <> 0
+            UNION ALL SELECT p.typelem WHERE p.typelem <> 0 AND p.typlen = -1
+            UNION ALL SELECT r.rngsubtype FROM pg_range r WHERE r.rngtypid = p.oid
+            UNION ALL SELECT m.rngsubtype FROM pg_range m WHERE m.rngmultitypid = p.oid
+            UNION ALL SELECT a.atttypid FROM pg_attribute a
+                      WHERE a.attrelid = p.typrelid AND p.typrelid <> 0 AND a.attnum > 0 AND NOT a.attisdropped
+        ) x(oid)
+    )
+    SELECT EXISTS (SELECT 1 FROM t WHERE oid = used);
+$$;
+
 -- changed
 CREATE OR REPLACE FUNCTION audit_trail._settings_json(c audit_trail.config) RETURNS jsonb
 LANGUAGE sql STABLE
@@ -778,7 +799,7 @@ BEGIN
                 WHERE k.reloftype = typ.oid
                    OR EXISTS (SELECT 1 FROM audit_trail._relation_tree(c.relid) x
                               JOIN pg_attribute a ON a.attrelid = x AND a.attnum > 0 AND NOT a.attisdropped
-                              WHERE a.atttypid = typ.oid)
+                              WHERE audit_trail._type_uses(a.atttypid, typ.oid))
             LOOP
                 PERFORM audit_trail._sync_columns(rel);
                 PERFORM audit_trail._write_event('SCHEMA_CHANGED', audit_trail._entity_name(rel), NULL,

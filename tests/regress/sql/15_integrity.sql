@@ -287,3 +287,23 @@ UPDATE twice SET v = 'b';
 SELECT operation, count(*) FROM audit_trail.events WHERE entity_type = 'public.twice' AND operation IS NOT NULL GROUP BY 1;
 SELECT audit_trail.disable('twice');
 DROP TABLE twice, not_audited;
+
+-- ALTER TYPE ... RENAME VALUE changes every value of the enum in audited
+-- columns, also through a domain, an array or a composite over it: each
+-- such table records SCHEMA_CHANGED.
+CREATE TYPE lvl AS ENUM ('user', 'admin');
+CREATE DOMAIN lvl_d AS lvl;
+CREATE TYPE lvl_c AS (l lvl);
+CREATE TABLE lvl_direct (id int PRIMARY KEY, l lvl);
+CREATE TABLE lvl_arr (id int PRIMARY KEY, l lvl[]);
+CREATE TABLE lvl_dom (id int PRIMARY KEY, l lvl_d);
+CREATE TABLE lvl_comp (id int PRIMARY KEY, l lvl_c);
+SELECT count(audit_trail.enable(t)) FROM unnest(ARRAY['lvl_direct', 'lvl_arr', 'lvl_dom', 'lvl_comp']::regclass[]) t;
+ALTER TYPE lvl RENAME VALUE 'user' TO 'member';
+SELECT entity_type, details ->> 'command' AS command FROM audit_trail.events
+WHERE action = 'SCHEMA_CHANGED' AND entity_type LIKE 'public.lvl%' ORDER BY entity_type;
+SELECT count(audit_trail.disable(t)) FROM unnest(ARRAY['lvl_direct', 'lvl_arr', 'lvl_dom', 'lvl_comp']::regclass[]) t;
+DROP TABLE lvl_direct, lvl_arr, lvl_dom, lvl_comp;
+DROP TYPE lvl_c;
+DROP DOMAIN lvl_d;
+DROP TYPE lvl;
