@@ -39,6 +39,10 @@ pub struct TableMeta {
     /// The entity key's columns; empty when the table has no key.
     pub key: Vec<Column>,
     pub label: Option<Column>,
+    /// The patterns stored at `enable()` when some recorded column is
+    /// `Render::JsonKeys` (its documents' keys are matched against them);
+    /// empty otherwise.
+    pub json_patterns: Vec<String>,
 }
 
 thread_local! {
@@ -286,6 +290,14 @@ unsafe fn build(rel: pg_sys::Relation) -> Option<TableMeta> {
         } else {
             Render::Value
         };
+        // Secrets inside documents (API §9): the values of json and jsonb
+        // columns are walked for keys that match the stored patterns. Only
+        // theirs: a table without such columns pays nothing for it.
+        let render = if render == Render::Value && !s.patterns.is_empty() && crate::json::holds_json(att.atttypid) {
+            Render::JsonKeys
+        } else {
+            render
+        };
         all.push((
             name_str,
             Column {
@@ -309,7 +321,12 @@ unsafe fn build(rel: pg_sys::Relation) -> Option<TableMeta> {
         let (a, b) = (columns[a].name.as_bytes(), columns[b].name.as_bytes());
         a.len().cmp(&b.len()).then(a.cmp(b))
     });
-    Some(TableMeta { audited: s.audited, entity_type: s.entity_type, columns, json_order, key, label })
+    let json_patterns = if columns.iter().any(|c| c.render == Render::JsonKeys) {
+        s.patterns.iter().map(|p| p.to_lowercase()).collect()
+    } else {
+        Vec::new()
+    };
+    Some(TableMeta { audited: s.audited, entity_type: s.entity_type, columns, json_order, key, label, json_patterns })
 }
 
 #[cfg(any(test, feature = "pg_test"))]
