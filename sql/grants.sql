@@ -43,6 +43,11 @@ GRANT EXECUTE ON FUNCTION audit_trail._where(text[], text[], text, text, timesta
                           audit_trail._log_reads_export(),
                           audit_trail._setting(text)
    TO PUBLIC;
+-- row_as_of() runs as its caller, and redacts the keys of the live row's
+-- documents with this SECURITY DEFINER helper (it reads the stored
+-- patterns): it gives back what it is given, values only taken out, and the
+-- patterns are no secret (SHOW shows the setting they were taken from).
+GRANT EXECUTE ON FUNCTION audit_trail._redact_row_json(regclass, jsonb) TO PUBLIC;
 -- set_context() runs as its caller and asks this harmless question.
 GRANT EXECUTE ON FUNCTION audit_trail._in_transaction_block() TO PUBLIC;
 -- The DDL event triggers run as whoever runs the DDL. _after_ddl acts only

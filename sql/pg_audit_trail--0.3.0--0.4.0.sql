@@ -71,6 +71,12 @@ END
 $$;
 
 -- new
+CREATE FUNCTION "_redact_json_keys"(doc jsonb, patterns text[])
+	RETURNS jsonb
+	LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'redact_json_keys_wrapper';
+
+-- new
 CREATE  FUNCTION "_backfill_operation"() RETURNS bigint
 STRICT VOLATILE 
 LANGUAGE c
@@ -89,6 +95,14 @@ CREATE  FUNCTION "_ddl_described"() RETURNS jsonb[]
 STRICT VOLATILE 
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'ddl_described_wrapper';
+
+-- new
+CREATE  FUNCTION "_holds_json"(
+	"typ" oid
+) RETURNS bool
+STRICT STABLE 
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'holds_json_sql_wrapper';
 
 -- new
 CREATE  FUNCTION "_matches_redact_patterns"(
@@ -546,6 +560,34 @@ AS $$
     LEFT JOIN audit_trail.config c ON c.relid = t.relid;
 $$;
 
+-- new
+CREATE FUNCTION audit_trail._redact_row_json(target regclass, live jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    patterns text[];
+    col text;
+BEGIN
+    IF live IS NULL OR audit_trail._setting('audit_trail.redact_json_keys') <> 'on' THEN
+        RETURN live;
+    END IF;
+    SELECT coalesce(c.redact_patterns, audit_trail._redact_patterns()) INTO patterns
+    FROM (SELECT target AS relid) t
+    LEFT JOIN audit_trail.config c ON c.relid = t.relid;
+    FOR col IN
+        SELECT a.attname FROM pg_attribute a
+        WHERE a.attrelid = target AND a.attnum > 0 AND NOT a.attisdropped
+          AND audit_trail._holds_json(a.atttypid) AND live ? a.attname
+    LOOP
+        live := jsonb_set(live, ARRAY[col], audit_trail._redact_json_keys(live -> col, patterns));
+    END LOOP;
+    RETURN live;
+END
+$$;
+
 -- changed
 CREATE OR REPLACE FUNCTION audit_trail.row_as_of(target regclass, entity_id text, at timestamptz)
 RETURNS jsonb
@@ -609,6 +651,7 @@ BEGIN
         LOOP
             live := jsonb_set(live, ARRAY[col], '"[BINARY DATA]"');
         END LOOP;
+        live := audit_trail._redact_row_json(target, live);
     END IF;
     state := live;
 
@@ -1249,6 +1292,11 @@ GRANT EXECUTE ON FUNCTION audit_trail._where(text[], text[], text, text, timesta
                           audit_trail._log_reads_export(),
                           audit_trail._setting(text)
    TO PUBLIC;
+-- row_as_of() runs as its caller, and redacts the keys of the live row's
+-- documents with this SECURITY DEFINER helper (it reads the stored
+-- patterns): it gives back what it is given, values only taken out, and the
+-- patterns are no secret (SHOW shows the setting they were taken from).
+GRANT EXECUTE ON FUNCTION audit_trail._redact_row_json(regclass, jsonb) TO PUBLIC;
 -- set_context() runs as its caller and asks this harmless question.
 GRANT EXECUTE ON FUNCTION audit_trail._in_transaction_block() TO PUBLIC;
 -- The DDL event triggers run as whoever runs the DDL. _after_ddl acts only

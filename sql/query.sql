@@ -398,6 +398,38 @@ AS $$
     LEFT JOIN audit_trail.config c ON c.relid = t.relid;
 $$;
 
+-- The live row's json and jsonb columns with the values of their secret keys
+-- redacted, as capture redacts them (API §9): keys matching the table's
+-- stored patterns (the setting's for a table that is not audited), unless
+-- audit_trail.redact_json_keys is off. SECURITY DEFINER to read the stored
+-- patterns; it only takes values away from what it is given.
+CREATE FUNCTION audit_trail._redact_row_json(target regclass, live jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    patterns text[];
+    col text;
+BEGIN
+    IF live IS NULL OR audit_trail._setting('audit_trail.redact_json_keys') <> 'on' THEN
+        RETURN live;
+    END IF;
+    SELECT coalesce(c.redact_patterns, audit_trail._redact_patterns()) INTO patterns
+    FROM (SELECT target AS relid) t
+    LEFT JOIN audit_trail.config c ON c.relid = t.relid;
+    FOR col IN
+        SELECT a.attname FROM pg_attribute a
+        WHERE a.attrelid = target AND a.attnum > 0 AND NOT a.attisdropped
+          AND audit_trail._holds_json(a.atttypid) AND live ? a.attname
+    LOOP
+        live := jsonb_set(live, ARRAY[col], audit_trail._redact_json_keys(live -> col, patterns));
+    END LOOP;
+    RETURN live;
+END
+$$;
+
 -- The row as it was at an instant: the live row, with every change recorded
 -- after that instant undone, newest first. Columns are shown as the trail
 -- shows them: redacted ones as "[REDACTED]", bytea as "[BINARY DATA]",
@@ -464,6 +496,7 @@ BEGIN
         LOOP
             live := jsonb_set(live, ARRAY[col], '"[BINARY DATA]"');
         END LOOP;
+        live := audit_trail._redact_row_json(target, live);
     END IF;
     state := live;
 

@@ -21,6 +21,7 @@ use crate::context::Context;
 use crate::json::{self, ObjectBuilder, Render};
 use crate::meta::{self, Column, TableMeta};
 use crate::datum;
+use crate::settings;
 use crate::writer::{Event, Writer};
 use crate::diff;
 use pgrx::pg_sys::{self, Datum};
@@ -462,13 +463,25 @@ unsafe fn for_each_pair(
     }
 }
 
+/// An object builder for a row of the table: the documents of its json and
+/// jsonb columns have their secret keys redacted while
+/// `audit_trail.redact_json_keys` is on. A table without such columns
+/// (`json_patterns` empty) does not even read the setting.
+fn builder(meta: &TableMeta) -> ObjectBuilder<'_> {
+    if meta.json_patterns.is_empty() || !settings::REDACT_JSON_KEYS.get() {
+        ObjectBuilder::new()
+    } else {
+        ObjectBuilder::redacting_keys(&meta.json_patterns)
+    }
+}
+
 /// INSERT (the new row in `after`) or DELETE (the old row in `before`).
 ///
 /// # Safety
 /// `row` must be a row of the relation `meta` was built from, in the row
 /// type `meta` describes.
 unsafe fn whole_row(meta: &TableMeta, row: &Row<'_>, is_new: bool) -> Event {
-    let mut obj = ObjectBuilder::new();
+    let mut obj = builder(meta);
     for &i in &meta.json_order {
         let c = &meta.columns[i];
         let (d, isnull) = row.get(c.index);
@@ -529,8 +542,8 @@ unsafe fn changed_row(meta: &TableMeta, old: &Row<'_>, new: &Row<'_>, is_changed
     } else {
         None
     };
-    let mut before = ObjectBuilder::new();
-    let mut after = ObjectBuilder::new();
+    let mut before = builder(meta);
+    let mut after = builder(meta);
     for &i in meta.json_order.iter().filter(|&&i| is_changed[i]) {
         let c = &meta.columns[i];
         let (a, an) = old.get(c.index);
@@ -607,8 +620,9 @@ unsafe fn as_text(c: &Column, row: &Row<'_>) -> Option<Datum> {
         Render::Redacted => Some(datum::text_datum(json::REDACTED.to_str().unwrap())),
         _ if isnull => None,
         Render::Binary => Some(datum::text_datum(json::BINARY.to_str().unwrap())),
+        // A key or label is the value's text, documents included (not walked).
         // SAFETY: as the caller promises, a non-null value of type c.typid.
-        Render::Value => Some(unsafe { json::to_text(d, c.typid) }),
+        Render::Value | Render::JsonKeys => Some(unsafe { json::to_text(d, c.typid) }),
     }
 }
 

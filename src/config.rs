@@ -5,6 +5,7 @@
 
 use crate::settings;
 use crate::identity::as_log_owner;
+use crate::json;
 use crate::writer::{self, Event};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -200,7 +201,17 @@ fn log_event(
             "Entity types in schema audit_trail name the extension's own objects."
         );
     }
-    write_event(action, entity_type, entity_id, details, entity_label)
+    let details = details.and_then(IntoDatum::into_datum).map(|d| {
+        // Secrets inside documents (API §9): no table, so the patterns in
+        // force now.
+        if settings::REDACT_JSON_KEYS.get() {
+            // SAFETY: a jsonb datum, just made from the argument.
+            unsafe { json::redact_keys(d, &settings::redact_patterns()) }
+        } else {
+            d
+        }
+    });
+    writer::write_one(action, entity_type, Event::about(entity_id, entity_label, details))
 }
 
 /// The actions the extension writes itself (API §9), in any case and with

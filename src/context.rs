@@ -37,7 +37,7 @@ impl Context {
             service: settings::text(&settings::SERVICE).or_else(application_name),
             tenant: settings::text(&settings::TENANT),
             request_id: settings::text(&settings::REQUEST_ID),
-            statement: if settings::LOG_STATEMENT.get() { top_level_statement() } else { None },
+            statement: crate::statement::current(),
             db_user,
         }
     }
@@ -106,19 +106,6 @@ fn client_addr() -> Option<pg_sys::Datum> {
     };
     CLIENT_ADDR.set(Some(addr));
     addr
-}
-
-fn top_level_statement() -> Option<String> {
-    // SAFETY: debug_query_string is NULL or the text of the top-level
-    // statement the backend is running, which stays allocated until that
-    // statement is done, so during this call.
-    let raw = unsafe { pg_sys::debug_query_string };
-    if raw.is_null() {
-        None
-    } else {
-        // SAFETY: as above.
-        Some(unsafe { CStr::from_ptr(raw) }.to_string_lossy().into_owned())
-    }
 }
 
 /// Whether we are inside BEGIN ... COMMIT, where a local context lasts.

@@ -2,6 +2,12 @@
 //! `[BINARY DATA]` applied. The object is built as a JsonbValue tree and
 //! serialised once: no text round trip.
 //!
+//! Secrets inside documents (API §9): the values of json and jsonb columns
+//! are walked token by token on their way into the object, and the value of
+//! every object key that matches a redaction pattern is replaced by
+//! `"[REDACTED]"` (`push_redacted`); `redact_keys` does the same to a whole
+//! document (log_event's details, row_as_of's live row).
+//!
 //! `to_jsonb` reads its argument's type from `flinfo->fn_expr`, so calling
 //! it directly fails. Each column type gets one FmgrInfo whose `fn_expr` is
 //! a `to_jsonb(NULL::that_type)` expression, made once per backend; the
@@ -25,6 +31,60 @@ pub enum Render {
     Redacted,
     /// `"[BINARY DATA]"` for bytea; NULL stays null.
     Binary,
+    /// A json or jsonb value (an array of them, a domain over one):
+    /// `to_jsonb(value)` with the value of every object key, at any depth,
+    /// whose name matches the table's redaction patterns replaced by
+    /// `"[REDACTED]"` while the builder has patterns (see
+    /// `ObjectBuilder::redacting_keys`); otherwise the same as `Value`.
+    JsonKeys,
+}
+
+/// Whether values of a type are JSON documents the key redaction walks:
+/// json, jsonb, a domain over either, or an array of them (elements looked
+/// through domains too). Composites and ranges holding json are not walked.
+pub fn holds_json(typid: pg_sys::Oid) -> bool {
+    let is_json = |t: pg_sys::Oid| t == pg_sys::JSONOID || t == pg_sys::JSONBOID;
+    // SAFETY: catalog look-ups inside a transaction (building a table's
+    // metadata, or a SQL call); an unknown type is an error, not a misread.
+    let base = unsafe { pg_sys::getBaseType(typid) };
+    if is_json(base) {
+        return true;
+    }
+    // SAFETY: as above.
+    let elem = unsafe { pg_sys::get_element_type(base) };
+    // SAFETY: as above.
+    elem != pg_sys::InvalidOid && is_json(unsafe { pg_sys::getBaseType(elem) })
+}
+
+/// `_holds_json(type)`: the same rule, for the SQL side (row_as_of).
+#[pgrx::pg_extern(stable, strict, name = "_holds_json")]
+fn holds_json_sql(typ: pg_sys::Oid) -> bool {
+    holds_json(typ)
+}
+
+/// Whether an object key names a secret: it contains one of the patterns,
+/// case ignored — the rule column names are matched by (meta.rs: the
+/// lower-cased name contains the lower-case pattern). `patterns` are lower
+/// case (settings::redact_patterns and audit_trail.config hold them so); an
+/// empty pattern matches nothing.
+pub fn key_matches(key: &[u8], patterns: &[String]) -> bool {
+    /// Whether `needle` (not empty) occurs in `hay`.
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        let first = needle[0];
+        hay.len() >= needle.len() && hay.windows(needle.len()).any(|w| w[0] == first && w == needle)
+    }
+    // Most keys are short ASCII names: lower-cased on the stack (lower-casing
+    // ASCII gives ASCII, so only ASCII patterns can be in them).
+    let mut buf = [0u8; 64];
+    if key.len() <= buf.len() && key.is_ascii() {
+        let lower = &mut buf[..key.len()];
+        for (l, k) in lower.iter_mut().zip(key) {
+            *l = k.to_ascii_lowercase();
+        }
+        return patterns.iter().any(|p| !p.is_empty() && contains(lower, p.as_bytes()));
+    }
+    let lower = String::from_utf8_lossy(key).to_lowercase();
+    patterns.iter().any(|p| !p.is_empty() && contains(lower.as_bytes(), p.as_bytes()))
 }
 
 thread_local! {
@@ -126,7 +186,7 @@ pub unsafe fn to_json_text(value: pg_sys::Datum, isnull: bool, typid: pg_sys::Oi
         // SAFETY: a non-null value of typid (the caller's promise); to_jsonb
         // returns a palloc'd, detoasted Jsonb, whose root JsonbToCString
         // reads into a palloc'd NUL-terminated string, copied here.
-        Render::Value => unsafe {
+        Render::Value | Render::JsonKeys => unsafe {
             let jb = to_jsonb(value, typid);
             let s = pg_sys::JsonbToCString(std::ptr::null_mut(), &mut (*jb).root, 64);
             CStr::from_ptr(s).to_string_lossy().into_owned()
@@ -403,17 +463,27 @@ unsafe fn push_array(state: &mut *mut pg_sys::JsonbParseState, value: pg_sys::Da
 }
 
 /// Builds one JSON object, key by key, in the current memory context.
-pub struct ObjectBuilder {
+pub struct ObjectBuilder<'p> {
     state: *mut pg_sys::JsonbParseState,
+    /// The patterns `Render::JsonKeys` values are redacted by; empty: none.
+    key_patterns: &'p [String],
 }
 
-impl ObjectBuilder {
+impl ObjectBuilder<'static> {
     pub fn new() -> Self {
+        ObjectBuilder::redacting_keys(&[])
+    }
+}
+
+impl<'p> ObjectBuilder<'p> {
+    /// A builder whose `Render::JsonKeys` values have the value of every
+    /// object key matching one of `patterns` (lower case) redacted.
+    pub fn redacting_keys(patterns: &'p [String]) -> Self {
         let mut state = std::ptr::null_mut();
         // SAFETY: starts a parse state (a null pointer is the empty one),
         // allocated in the current memory context; BEGIN_OBJECT takes no value.
         unsafe { pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_BEGIN_OBJECT, std::ptr::null_mut()) };
-        ObjectBuilder { state }
+        ObjectBuilder { state, key_patterns: patterns }
     }
 
     /// Adds `key: value`. Keys added in jsonb's key order (shorter first,
@@ -435,7 +505,17 @@ impl ObjectBuilder {
                 Render::Redacted => string_value(REDACTED),
                 _ if isnull => null_value(),
                 Render::Binary => string_value(BINARY),
-                Render::Value => {
+                Render::JsonKeys if !self.key_patterns.is_empty() => {
+                    // The document as to_jsonb renders it (a jsonb value is
+                    // itself, detoasted), walked into the object.
+                    let jb = match kind {
+                        Kind::Jsonb => pg_sys::pg_detoast_datum(value.cast_mut_ptr()) as *mut pg_sys::Jsonb,
+                        _ => to_jsonb(value, typid),
+                    };
+                    push_redacted(&mut self.state, jb, self.key_patterns);
+                    return;
+                }
+                Render::Value | Render::JsonKeys => {
                     if let Kind::Array(elem) = kind {
                         if push_array(&mut self.state, value, elem) {
                             return;
@@ -459,6 +539,215 @@ impl ObjectBuilder {
         }
     }
 }
+
+/// Whether a jsonb document may hold a key that matches one of `patterns`:
+/// true when some object key, at any depth, does (or when it is nested
+/// deeper than looked at here). Read from jsonb's on-disk format directly,
+/// without a call into PostgreSQL per key, so that a document without
+/// secrets costs a scan of its keys and is then pushed whole, as before.
+///
+/// The format (utils/jsonb.h, fixed since 9.4: pg_upgrade keeps it): a
+/// container is a `uint32` header (count in the low 28 bits, object and
+/// array flags) followed by one `JEntry` per child (objects: every key,
+/// then every value) and then the children's data. A JEntry's low 28 bits
+/// are the child's end offset (when its high bit is set) or its length; a
+/// child starts where the one before it ends. Keys are strings, their bytes
+/// not NUL-terminated; a nested container starts at its offset rounded up
+/// to 4 (INTALIGN).
+///
+/// # Safety
+/// `container` must point to a valid jsonb container (a detoasted jsonb's
+/// root, or a container inside one).
+unsafe fn may_hold_secret(container: *const pg_sys::JsonbContainer, patterns: &[String], depth: u32) -> bool {
+    const JB_CMASK: u32 = 0x0FFF_FFFF;
+    const JB_FOBJECT: u32 = 0x2000_0000;
+    const JENTRY_OFFLENMASK: u32 = 0x0FFF_FFFF;
+    const JENTRY_TYPEMASK: u32 = 0x7000_0000;
+    const JENTRY_HAS_OFF: u32 = 0x8000_0000;
+    const JENTRY_ISCONTAINER: u32 = 0x5000_0000;
+    if depth >= 32 {
+        // Deeper documents are rare: let the walk, which has no depth limit, decide.
+        return true;
+    }
+    // SAFETY: as the caller promises, a valid container: its header, then
+    // `entries` JEntries, then the data they describe, every offset within
+    // it; keys are `end - start` bytes of string data, and a nested
+    // container is a valid container at its aligned start.
+    unsafe {
+        let header = (*container).header;
+        let count = (header & JB_CMASK) as usize;
+        let object = header & JB_FOBJECT != 0;
+        let entries = if object { 2 * count } else { count };
+        let children = (*container).children.as_ptr();
+        let data = children.add(entries).cast::<u8>();
+        let mut end = 0u32;
+        for i in 0..entries {
+            let entry = *children.add(i);
+            let start = end;
+            end = if entry & JENTRY_HAS_OFF != 0 { entry & JENTRY_OFFLENMASK } else { start + (entry & JENTRY_OFFLENMASK) };
+            if object && i < count {
+                let key = std::slice::from_raw_parts(data.add(start as usize), (end - start) as usize);
+                if key_matches(key, patterns) {
+                    return true;
+                }
+            } else if entry & JENTRY_TYPEMASK == JENTRY_ISCONTAINER {
+                let nested = data.add(((start + 3) & !3) as usize).cast::<pg_sys::JsonbContainer>();
+                if may_hold_secret(nested, patterns, depth + 1) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+/// Pushes the document `jb` as the next value of the object being built in
+/// `state` (or, with `state` empty, as the root), as pushJsonbValue pushes a
+/// whole jsonb value (it unpacks it token by token too), with the value of
+/// every object key that matches one of `patterns` replaced by
+/// `"[REDACTED]"`, at any depth, arrays included. Returns what the last push
+/// returned: the finished document when it is the root.
+///
+/// # Safety
+/// `jb` must be a detoasted jsonb that outlives the document built (its
+/// strings and numerics are pointed to, not copied). `state` must be empty
+/// (then `jb` must not be a scalar) or an object of the current memory
+/// context waiting for a key's value.
+unsafe fn push_redacted(state: &mut *mut pg_sys::JsonbParseState, jb: *mut pg_sys::Jsonb, patterns: &[String]) -> *mut pg_sys::JsonbValue {
+    use pg_sys::JsonbIteratorToken as T;
+    // SAFETY: as the caller promises, `jb` is a valid detoasted jsonb, its
+    // root container at `root`. The iterator reads it token by token
+    // (skipNested false: containers are entered, so every key is seen), its
+    // state palloc'd in the current context and freed as it climbs out.
+    // Each token is pushed as pushJsonbValue's own unpacking of a binary
+    // value pushes it: the value `v` for keys, values, elements and a raw
+    // scalar's array, nothing for the other container tokens; the parse
+    // state copies the JsonbValue (which points into `jb`), so `v` can be
+    // read into again. A key's string is `len` bytes at `val` in `jb`.
+    unsafe {
+        let root: *mut pg_sys::JsonbContainer = &mut (*jb).root;
+        if (*root).header & pg_sys::JB_FSCALAR != 0 || (!state.is_null() && !may_hold_secret(root, patterns, 0)) {
+            // Nothing to redact (a scalar has no keys): pushed whole, as an
+            // object's value, as it always was.
+            let mut whole = binary_value(jb);
+            return pg_sys::pushJsonbValue(state, T::WJB_VALUE, &mut whole);
+        }
+        let mut it = pg_sys::JsonbIteratorInit(root);
+        let mut v = null_value();
+        let mut res = std::ptr::null_mut();
+        loop {
+            let tok = pg_sys::JsonbIteratorNext(&mut it, &mut v, false);
+            match tok {
+                T::WJB_DONE => break,
+                T::WJB_KEY => {
+                    let len = v.val.string.len as usize;
+                    let key = if len == 0 { &[][..] } else { std::slice::from_raw_parts(v.val.string.val as *const u8, len) };
+                    let secret = key_matches(key, patterns);
+                    res = pg_sys::pushJsonbValue(state, tok, &mut v);
+                    if secret {
+                        skip_value(&mut it, &mut v);
+                        let mut redacted = string_value(REDACTED);
+                        res = pg_sys::pushJsonbValue(state, T::WJB_VALUE, &mut redacted);
+                    }
+                }
+                T::WJB_VALUE | T::WJB_ELEM => res = pg_sys::pushJsonbValue(state, tok, &mut v),
+                T::WJB_BEGIN_ARRAY if v.val.array.rawScalar => res = pg_sys::pushJsonbValue(state, tok, &mut v),
+                _ => res = pg_sys::pushJsonbValue(state, tok, std::ptr::null_mut()),
+            }
+        }
+        res
+    }
+}
+
+/// Reads past the value that follows a key: its one token for a scalar,
+/// every token of an object or array up to its end.
+///
+/// # Safety
+/// `it` must be a live iterator (skipNested false) that has just returned a
+/// key; `v` is scratch space.
+unsafe fn skip_value(it: &mut *mut pg_sys::JsonbIterator, v: &mut pg_sys::JsonbValue) {
+    use pg_sys::JsonbIteratorToken as T;
+    let mut depth = 0usize;
+    loop {
+        // SAFETY: as the caller promises; a key is always followed by its
+        // value, so the iterator is not done before the value is.
+        match unsafe { pg_sys::JsonbIteratorNext(it, v, false) } {
+            T::WJB_BEGIN_OBJECT | T::WJB_BEGIN_ARRAY => depth += 1,
+            T::WJB_END_OBJECT | T::WJB_END_ARRAY => depth = depth.saturating_sub(1),
+            T::WJB_DONE => return,
+            _ => {}
+        }
+        if depth == 0 {
+            return;
+        }
+    }
+}
+
+/// A jsonb document with the value of every object key that matches one of
+/// `patterns` replaced by `"[REDACTED]"`, at any depth, arrays included; the
+/// document itself when there are no patterns or it is a scalar. The result
+/// is palloc'd in the current memory context.
+///
+/// # Safety
+/// `value` must be a valid, non-null jsonb datum.
+pub unsafe fn redact_keys(value: pg_sys::Datum, patterns: &[String]) -> pg_sys::Datum {
+    if patterns.is_empty() {
+        return value;
+    }
+    // SAFETY: as the caller promises, a jsonb datum: pg_detoast_datum gives
+    // it plain (itself or a palloc'd copy, which outlives the build below);
+    // a document that is not a scalar may be pushed as the root of an empty
+    // parse state, whose last push returns the finished root value.
+    unsafe {
+        let jb = pg_sys::pg_detoast_datum(value.cast_mut_ptr()) as *mut pg_sys::Jsonb;
+        if (*jb).root.header & pg_sys::JB_FSCALAR != 0 || !may_hold_secret(&(*jb).root, patterns, 0) {
+            return value;
+        }
+        let mut state = std::ptr::null_mut();
+        let root = push_redacted(&mut state, jb, patterns);
+        pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(root))
+    }
+}
+
+/// `audit_trail._redact_json_keys(doc jsonb, patterns text[])`: redact_keys
+/// for the SQL side (row_as_of's live row). A C function rather than a
+/// #[pg_extern]: pgrx's JsonB goes through serde_json, whose numbers are
+/// f64, and the document must come back with its numbers as they were.
+/// The patterns are trimmed and lower-cased, empty ones left out, as the
+/// setting's are.
+#[pgrx::pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn redact_json_keys_wrapper(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: PostgreSQL calls this with the fcinfo of the STRICT SQL
+    // function declared below, (jsonb, text[]): both arguments are there and
+    // not null, the first a jsonb datum, the second a text array.
+    unsafe {
+        let doc = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0);
+        let patterns: Vec<String> = pgrx::fcinfo::pg_getarg::<Vec<Option<String>>>(fcinfo, 1)
+            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .map(|p| p.trim().to_lowercase())
+            .filter(|p| !p.is_empty())
+            .collect();
+        redact_keys(doc, &patterns)
+    }
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_redact_json_keys_wrapper() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+pgrx::extension_sql!(
+    "CREATE FUNCTION \"_redact_json_keys\"(doc jsonb, patterns text[])
+\tRETURNS jsonb
+\tLANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+\tAS 'MODULE_PATHNAME', 'redact_json_keys_wrapper';",
+    name = "redact_json_keys_function",
+    requires = ["schema"],
+);
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pgrx::pg_schema]
@@ -530,6 +819,94 @@ mod tests {
                 }
             });
             assert_eq!(ours, theirs, "{expr}");
+        }
+    }
+
+    #[pg_test]
+    fn keys_match_as_column_names_do() {
+        let p: Vec<String> = ["token", "api_key", "pässword"].map(String::from).to_vec();
+        assert!(key_matches(b"HF_TOKEN", &p));
+        assert!(key_matches(b"x_Api_Key_y", &p));
+        assert!(key_matches(b"tokens_used", &p), "a substring, as for columns");
+        assert!(!key_matches(b"tok_en", &p));
+        assert!(!key_matches(b"api-key", &p));
+        assert!(key_matches("PÄSSWORD_2".as_bytes(), &p));
+        assert!(!key_matches("pässwort".as_bytes(), &p));
+        assert!(!key_matches(b"", &p));
+        assert!(!key_matches(b"token", &[]));
+        assert!(!key_matches(b"token", &[String::new()]));
+    }
+
+    /// _redact_json_keys (redact_keys) over documents of every shape.
+    #[pg_test]
+    fn documents_are_walked_at_every_depth() {
+        for (doc, want) in [
+            (r#"{"a": 1, "HF_TOKEN": "hf_x"}"#, r#"{"a": 1, "HF_TOKEN": "[REDACTED]"}"#),
+            (r#"{"env": {"deep": [{"password": {"x": [1, 2]}}, {"ok": "token"}]}}"#,
+             r#"{"env": {"deep": [{"password": "[REDACTED]"}, {"ok": "token"}]}}"#),
+            (r#"[{"token": null}, [{"Password": false}], "token", 3]"#,
+             r#"[{"token": "[REDACTED]"}, [{"Password": "[REDACTED]"}], "token", 3]"#),
+            (r#"{"token": [], "n": 1.10, "t": {"token": {}}, "e": {}}"#,
+             r#"{"e": {}, "n": 1.10, "t": {"token": "[REDACTED]"}, "token": "[REDACTED]"}"#),
+            (r#"{"tok_en": 1, "pass": 2}"#, r#"{"pass": 2, "tok_en": 1}"#),
+            (r#""token""#, r#""token""#),
+            ("12345678901234567890.000000000000000001", "12345678901234567890.000000000000000001"),
+            ("[]", "[]"),
+            ("{}", "{}"),
+        ] {
+            let got = Spi::get_one::<String>(&format!(
+                "SELECT audit_trail._redact_json_keys('{doc}'::jsonb, '{{\" Token \",password,\"\"}}')::text"
+            ))
+            .unwrap()
+            .unwrap();
+            assert_eq!(got, want, "{doc}");
+        }
+        let none = Spi::get_one::<String>(r#"SELECT audit_trail._redact_json_keys('{"token": 1}', '{}')::text"#).unwrap();
+        assert_eq!(none.as_deref(), Some(r#"{"token": 1}"#));
+        // Deeper than may_hold_secret looks: the walk decides, at any depth.
+        for (depth, key) in [(40, "token"), (40, "plain"), (5, "token"), (31, "plain"), (33, "token")] {
+            let doc = format!("{}{{\"z\": [1, {{}}], \"{key}\": 1}}{}", r#"{"a": ["#.repeat(depth), "]}".repeat(depth));
+            let want = if key == "token" { doc.replace(r#""token": 1"#, r#""token": "[REDACTED]""#) } else { doc.clone() };
+            let got = Spi::get_one::<String>(&format!("SELECT audit_trail._redact_json_keys('{doc}'::jsonb, '{{token}}')::text"))
+                .unwrap()
+                .unwrap();
+            assert_eq!(got, want, "{depth} {key}");
+        }
+    }
+
+    /// The builder walks json, jsonb, arrays of them and domains over them
+    /// (Render::JsonKeys) only when it was given patterns.
+    #[pg_test]
+    fn builder_redacts_keys_of_documents() {
+        Spi::run("CREATE DOMAIN doc_d AS jsonb").unwrap();
+        let patterns = vec!["token".to_string()];
+        for (expr, want, plain) in [
+            (r#"'{"HF_TOKEN": "hf_x", "a": [1]}'::jsonb"#, r#"{"k": {"a": [1], "HF_TOKEN": "[REDACTED]"}}"#, true),
+            (r#"'{"b": 1, "token": {"x": 1}}'::json"#, r#"{"k": {"b": 1, "token": "[REDACTED]"}}"#, true),
+            (r#"ARRAY['{"token": 1}', '2']::jsonb[]"#, r#"{"k": [{"token": "[REDACTED]"}, 2]}"#, true),
+            (r#"'{"token": 1}'::doc_d"#, r#"{"k": {"token": "[REDACTED]"}}"#, true),
+            (r#"'"token"'::jsonb"#, r#"{"k": "token"}"#, true),
+            (r#"'{"token": 1}'::text"#, r#"{"k": "{\"token\": 1}"}"#, false),
+        ] {
+            let typid = Spi::get_one::<pg_sys::Oid>(&format!("SELECT pg_typeof({expr})::oid")).unwrap().unwrap();
+            assert_eq!(holds_json(typid), plain, "{expr}");
+            let got = Spi::connect(|c| {
+                let t = c.select(&format!("SELECT {expr}"), None, &[]).unwrap().first();
+                let d = t.get_datum_by_ordinal(1).unwrap().unwrap();
+                let mut b = ObjectBuilder::redacting_keys(&patterns);
+                let render = if holds_json(typid) { Render::JsonKeys } else { Render::Value };
+                // SAFETY: a static key; a non-null datum of typid, just
+                // selected, valid while the SPI connection is.
+                unsafe { b.add(c"k", d, false, typid, Kind::of(typid), render) };
+                let jb = b.finish();
+                // SAFETY: finish returns a palloc'd, plain jsonb; its text is
+                // a palloc'd NUL-terminated string, copied at once.
+                unsafe {
+                    let j: *mut pg_sys::Jsonb = jb.cast_mut_ptr();
+                    CStr::from_ptr(pg_sys::JsonbToCString(std::ptr::null_mut(), &mut (*j).root, 64)).to_string_lossy().into_owned()
+                }
+            });
+            assert_eq!(got, want, "{expr}");
         }
     }
 

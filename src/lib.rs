@@ -1,7 +1,8 @@
 //! pg_audit_trail: a complete, trustworthy audit trail for PostgreSQL tables.
 //!
 //! The path of a change: capture (the trigger) → meta (cached per table) →
-//! context (who, once per statement) → diff → json → writer (the event row,
+//! context (who, once per statement; statement: the statement's text,
+//! verbatim or normalized) → diff → json → writer (the event row,
 //! event_row; straight into a partition, sink, or through SQL). Around it:
 //! settings, config (enable/disable/log_event), ddl and ddl_end (event
 //! triggers), protect (append-only), notify (live feed), read_log (recorded
@@ -31,6 +32,7 @@ mod protect;
 mod read_log;
 mod settings;
 mod sink;
+mod statement;
 mod writer;
 
 ::pgrx::pg_module_magic!();
@@ -50,7 +52,16 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/query.sql",
     name = "query",
-    requires = ["config", read_log::log_read, read_log::log_reads_all, read_log::log_reads_export, settings::redact_patterns_sql]
+    requires = [
+        "config",
+        "redact_json_keys_function",
+        read_log::log_read,
+        read_log::log_reads_all,
+        read_log::log_reads_export,
+        settings::redact_patterns_sql,
+        settings::setting_sql,
+        json::holds_json_sql
+    ]
 );
 extension_sql_file!(
     "../sql/retention.sql",

@@ -39,6 +39,10 @@ pub struct TableMeta {
     /// The entity key's columns; empty when the table has no key.
     pub key: Vec<Column>,
     pub label: Option<Column>,
+    /// The patterns stored at `enable()` when some recorded column is
+    /// `Render::JsonKeys` (its documents' keys are matched against them);
+    /// empty otherwise.
+    pub json_patterns: Vec<String>,
 }
 
 thread_local! {
@@ -117,6 +121,9 @@ struct Settings {
     label_column: Option<String>,
     /// Names of the columns whose values hold bytea somewhere.
     binary: Vec<String>,
+    /// The patterns stored at enable(): keys inside json/jsonb values that
+    /// match them are redacted.
+    patterns: Vec<String>,
 }
 
 /// What load_settings reads, for one relation: its governing audited table's
@@ -133,7 +140,8 @@ macro_rules! settings_sql {
         c.exclude, coalesce(c.key_columns, audit_trail._key_columns(c.relid)), c.label_column,
         ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
               WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
-                AND audit_trail._contains_bytea(a.atttypid))
+                AND audit_trail._contains_bytea(a.atttypid)),
+        c.redact_patterns
  FROM audit_trail.config c
  JOIN pg_catalog.pg_class k ON k.oid = c.relid
  JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace
@@ -267,6 +275,7 @@ fn load_settings(relid: pg_sys::Oid) -> Option<Settings> {
                 key_columns: list(5),
                 label_column: text(6),
                 binary: list(7),
+                patterns: list(8),
             })
         };
         pg_sys::SPI_finish();
@@ -335,6 +344,14 @@ unsafe fn build(rel: pg_sys::Relation) -> Option<TableMeta> {
         } else {
             Render::Value
         };
+        // Secrets inside documents (API §9): the values of json and jsonb
+        // columns are walked for keys that match the stored patterns. Only
+        // theirs: a table without such columns pays nothing for it.
+        let render = if render == Render::Value && !s.patterns.is_empty() && crate::json::holds_json(att.atttypid) {
+            Render::JsonKeys
+        } else {
+            render
+        };
         all.push((
             name_str,
             Column {
@@ -358,7 +375,12 @@ unsafe fn build(rel: pg_sys::Relation) -> Option<TableMeta> {
         let (a, b) = (columns[a].name.as_bytes(), columns[b].name.as_bytes());
         a.len().cmp(&b.len()).then(a.cmp(b))
     });
-    Some(TableMeta { audited: s.audited, entity_type: s.entity_type, columns, json_order, key, label })
+    let json_patterns = if columns.iter().any(|c| c.render == Render::JsonKeys) {
+        s.patterns.iter().map(|p| p.to_lowercase()).collect()
+    } else {
+        Vec::new()
+    };
+    Some(TableMeta { audited: s.audited, entity_type: s.entity_type, columns, json_order, key, label, json_patterns })
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -9,6 +9,8 @@
 //! log_reads, redact_patterns) are parsed once, by their check hook, which
 //! hands the result to PostgreSQL as the value's `extra`; the assign hook
 //! keeps a pointer to it (or the parsed enum) in a static the readers use.
+//! `log_statement` is an enum setting: PostgreSQL itself parses it (names in
+//! any case, hidden boolean spellings) into the integer GucSetting holds.
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys::{self, Datum};
@@ -34,7 +36,10 @@ pub static PREMAKE: GucSetting<i32> = GucSetting::<i32>::new(3);
 pub static REDACT_PATTERNS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(
     c"password,passwd,secret,token,api_key,apikey,private_key,mfa,otp,ssn",
 ));
-pub static LOG_STATEMENT: GucSetting<bool> = GucSetting::<bool>::new(false);
+/// Whether the values of object keys matching the redaction patterns are
+/// redacted inside json and jsonb values and log_event's details (API §9).
+pub static REDACT_JSON_KEYS: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static LOG_STATEMENT: GucSetting<LogStatement> = GucSetting::<LogStatement>::new(LogStatement::Off);
 /// Read by SQL (`_index_partition`), not by Rust: defined here so that it is
 /// a real, validated boolean once the library is loaded.
 pub static INDEX_ENTITIES: GucSetting<bool> = GucSetting::<bool>::new(true);
@@ -117,6 +122,61 @@ impl LogReads {
             _ => LogReads::Export,
         }
     }
+}
+
+/// `audit_trail.log_statement`: what the `statement` column holds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LogStatement {
+    /// Nothing (NULL).
+    Off = 0,
+    /// The statement with its literals replaced by `$n` (statement.rs).
+    Normalized = 1,
+    /// The statement as sent, literals and all.
+    On = 2,
+}
+
+/// The names `audit_trail.log_statement` takes: `off`, `normalized`, `on`,
+/// and, hidden (not listed in errors or pg_settings.enumvals), the other
+/// spellings of a boolean it took when it was one, as PostgreSQL's own
+/// enum settings that were booleans keep them (synchronous_commit,
+/// huge_pages). Any case. SHOW gives the first name of the value.
+const LOG_STATEMENT_NAMES: [pg_sys::config_enum_entry; 10] = {
+    const fn entry(name: &'static CStr, val: LogStatement, hidden: bool) -> pg_sys::config_enum_entry {
+        pg_sys::config_enum_entry { name: name.as_ptr(), val: val as i32, hidden }
+    }
+    [
+        entry(c"off", LogStatement::Off, false),
+        entry(c"normalized", LogStatement::Normalized, false),
+        entry(c"on", LogStatement::On, false),
+        entry(c"true", LogStatement::On, true),
+        entry(c"false", LogStatement::Off, true),
+        entry(c"yes", LogStatement::On, true),
+        entry(c"no", LogStatement::Off, true),
+        entry(c"1", LogStatement::On, true),
+        entry(c"0", LogStatement::Off, true),
+        // The end of the list.
+        pg_sys::config_enum_entry { name: std::ptr::null(), val: 0, hidden: false },
+    ]
+};
+
+// SAFETY: from_ordinal and to_ordinal agree with the values of
+// CONFIG_ENUM_ENTRY, which points to a NUL-terminated list (a null name
+// last) of static names that lives as long as the library: PostgreSQL keeps
+// the pointer for the setting's life.
+unsafe impl pgrx::guc::GucEnum for LogStatement {
+    fn from_ordinal(ordinal: i32) -> Self {
+        match ordinal {
+            1 => LogStatement::Normalized,
+            2 => LogStatement::On,
+            _ => LogStatement::Off,
+        }
+    }
+
+    fn to_ordinal(&self) -> i32 {
+        *self as i32
+    }
+
+    const CONFIG_ENUM_ENTRY: *const pg_sys::config_enum_entry = LOG_STATEMENT_NAMES.as_ptr();
 }
 
 // What the assign hooks keep of the current values, for the readers below.
@@ -293,11 +353,19 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
-    GucRegistry::define_bool_guc(
+    GucRegistry::define_enum_guc(
         c"audit_trail.log_statement",
-        c"Record the top-level statement text with each event.",
+        c"Record the top-level statement text with each event: off, normalized (literals replaced by $n) or on (verbatim).",
         c"",
         &LOG_STATEMENT,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"audit_trail.redact_json_keys",
+        c"Redact the values of object keys that match the redaction patterns inside json and jsonb values and log_event details.",
+        c"",
+        &REDACT_JSON_KEYS,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -711,6 +779,42 @@ mod tests {
         assert_eq!(super::partition_interval(), PartitionInterval::Month);
         assert_eq!(super::log_reads(), LogReads::Export);
         assert!(super::redact_patterns().contains(&"password".to_string()));
+    }
+
+    /// log_statement takes off, normalized and on, and the spellings of a
+    /// boolean it took when it was one; SHOW gives the first name.
+    #[pg_test]
+    fn log_statement_values() {
+        use super::LogStatement::{Normalized, Off, On};
+        for (value, want, shown) in [
+            ("normalized", Normalized, "normalized"),
+            ("ON", On, "on"),
+            ("off", Off, "off"),
+            ("true", On, "on"),
+            ("yes", On, "on"),
+            ("1", On, "on"),
+            ("false", Off, "off"),
+            ("no", Off, "off"),
+            ("0", Off, "off"),
+            ("Normalized", Normalized, "normalized"),
+        ] {
+            Spi::run(&format!("SET LOCAL audit_trail.log_statement = '{value}'")).unwrap();
+            assert_eq!(super::LOG_STATEMENT.get(), want, "{value}");
+            let show = Spi::get_one::<String>("SELECT current_setting('audit_trail.log_statement')").unwrap();
+            assert_eq!(show.as_deref(), Some(shown), "{value}");
+        }
+        let listed = Spi::get_one::<Vec<String>>("SELECT enumvals FROM pg_settings WHERE name = 'audit_trail.log_statement'").unwrap();
+        assert_eq!(listed, Some(vec!["off".into(), "normalized".into(), "on".into()]));
+    }
+
+    #[pg_test(error = "invalid value for parameter \"audit_trail.log_statement\": \"verbatim\"")]
+    fn bad_log_statement_is_refused_when_set() {
+        Spi::run("SET audit_trail.log_statement = 'verbatim'").unwrap();
+    }
+
+    #[pg_test(error = "parameter \"audit_trail.redact_json_keys\" requires a Boolean value")]
+    fn redact_json_keys_is_a_boolean() {
+        Spi::run("SET audit_trail.redact_json_keys = 'sometimes'").unwrap();
     }
 
     #[pg_test(error = "pg_audit_trail: \"work_mem\" is not a setting of pg_audit_trail")]
