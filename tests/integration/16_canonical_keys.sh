@@ -13,9 +13,10 @@ SQL
 sessions=("-c TimeZone=UTC -c DateStyle=ISO,MDY -c extra_float_digits=1 -c IntervalStyle=postgres"
           "-c TimeZone=Europe/Paris -c DateStyle=SQL,DMY -c extra_float_digits=0 -c IntervalStyle=sql_standard"
           "-c TimeZone=America/New_York -c DateStyle=German -c extra_float_digits=-3 -c IntervalStyle=iso_8601")
-# The first session makes the rows; each then changes them, concurrently.
-PGOPTIONS="${sessions[0]}" sql -c "INSERT INTO slots VALUES ('2026-11-23 10:00:00+00', 's0')" \
-  -c "INSERT INTO ratios VALUES (0.1, 's0')" -c "INSERT INTO spans VALUES ('1 day 02:00:00', 's0')"
+# The first session makes the rows; each then changes them, concurrently, to
+# a value of its own (so every UPDATE changes the row, whatever the order).
+PGOPTIONS="${sessions[0]}" sql -c "INSERT INTO slots VALUES ('2026-11-23 10:00:00+00', 'init')" \
+  -c "INSERT INTO ratios VALUES (0.1, 'init')" -c "INSERT INTO spans VALUES ('1 day 02:00:00', 'init')"
 for i in 0 1 2; do
   PGOPTIONS="${sessions[$i]}" sql -c "UPDATE slots SET what = 's$i'" -c "UPDATE ratios SET what = 's$i'" \
     -c "UPDATE spans SET what = 's$i'" &
