@@ -77,6 +77,11 @@ AS $$
     SELECT coalesce(array_agg(c.name ORDER BY c.attnum), '{}')
     FROM audit_trail._columns_then(target, columns) c
     WHERE CASE WHEN c.was IS NOT NULL THEN coalesce(c.was = ANY (redact), false)
+                    -- A rename only ever adds redaction: a column renamed to
+                    -- a name the stored patterns match is redacted from then
+                    -- on (unless revealed), like a column added under it.
+                    OR (c.name IS DISTINCT FROM c.was AND NOT coalesce(c.name = ANY (reveal), false)
+                        AND coalesce(audit_trail._matches_redact_patterns(c.name, patterns), false))
                ELSE coalesce(c.name = ANY (redact), false)
                     OR (NOT coalesce(c.name = ANY (reveal), false)
                         AND coalesce(audit_trail._matches_redact_patterns(c.name, patterns), false))

@@ -328,12 +328,16 @@ BEGIN
             FROM audit_trail.events e
             WHERE e.entity_type = ANY (types) AND e.entity_id = c.key
               AND e.id BETWEEN c.lo AND c.hi AND e.details ? 'previous_entity_id'
+              AND e.operation = 'UPDATE'
             UNION ALL
             -- On: the key this one became, from the change on.
             SELECT e.entity_id, e.id, 9223372036854775807::bigint
             FROM audit_trail.events e
             WHERE e.entity_type = ANY (types) AND e.details ? 'previous_entity_id'
               AND e.details ->> 'previous_entity_id' = c.key AND e.id BETWEEN c.lo AND c.hi
+              -- Only captured key changes link keys: an application
+              -- event's details cannot splice another row in.
+              AND e.operation = 'UPDATE'
         ) step
         WHERE step.key IS NOT NULL
     )
@@ -449,6 +453,7 @@ DECLARE
     col text;
     current_key text;
     key_type text;
+    row_alias text;
 BEGIN
     IF target IS NULL OR entity_id IS NULL OR at IS NULL THEN
         RETURN NULL;
@@ -474,7 +479,13 @@ BEGIN
 
     -- The live row, rendered as the trail renders it; a one-column key
     -- compared as its type (canonical text is the type's input too).
-    EXECUTE format('SELECT to_jsonb(t) FROM %s t WHERE %s', target,
+    -- The row as a whole through an alias no column has: a column named
+    -- like the alias would be taken instead of the row.
+    row_alias := 'audit_trail_row';
+    WHILE EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = target AND a.attname = row_alias) LOOP
+        row_alias := row_alias || '_';
+    END LOOP;
+    EXECUTE format('SELECT to_jsonb(%I) FROM %s %I WHERE %s', row_alias, target, row_alias,
                    CASE WHEN cardinality(keys) = 1 AND key_type IS NOT NULL
                         THEN format('%I = $1::%s', keys[1], key_type)
                         WHEN cardinality(keys) = 1

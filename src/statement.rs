@@ -86,7 +86,7 @@ pub fn normalize(text: &CStr) -> Option<String> {
     let tokens = tokens()?;
     let owned = text.to_owned();
     let scanned = PgTryBuilder::new(move || Some(scan(&owned, false))).catch_others(|_| None).execute()?;
-    Some(rewrite(text.to_bytes(), &scanned, &tokens))
+    rewrite(text.to_bytes(), &scanned, &tokens)
 }
 
 /// One token of the core scanner: its code, where it starts and ends (byte
@@ -210,8 +210,9 @@ fn sign_follows(before: Option<i32>, codes: &Codes) -> bool {
     (b > 0 && b < 128 && b"(,[:;+-*/%^<>=".contains(&(b as u8))) || codes.operators.contains(&b) || codes.sign_keywords.contains(&b)
 }
 
-/// `text` with each constant's span replaced by `$n`.
-fn rewrite(text: &[u8], tokens: &[Token], codes: &Codes) -> String {
+/// `text` with each constant's span replaced by `$n`; None when the numbers
+/// would run past `$2147483647` (a text that already holds that parameter).
+fn rewrite(text: &[u8], tokens: &[Token], codes: &Codes) -> Option<String> {
     let constant = |c: i32| [codes.sconst, codes.usconst, codes.iconst, codes.fconst, codes.bconst, codes.xconst].contains(&c);
     let mut spans: Vec<(usize, usize)> = Vec::new();
     let mut highest = 0i32;
@@ -253,12 +254,12 @@ fn rewrite(text: &[u8], tokens: &[Token], codes: &Codes) -> String {
     for (start, end) in spans {
         let (start, end) = (start.clamp(at, text.len()), end.clamp(at, text.len()));
         out.extend_from_slice(&text[at..start]);
-        n += 1;
+        n = n.checked_add(1)?;
         out.extend_from_slice(format!("${n}").as_bytes());
         at = end;
     }
     out.extend_from_slice(&text[at..]);
-    String::from_utf8_lossy(&out).into_owned()
+    Some(String::from_utf8_lossy(&out).into_owned())
 }
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -268,6 +269,14 @@ mod tests {
 
     fn norm(s: &str) -> String {
         super::normalize(&std::ffi::CString::new(s).unwrap()).unwrap_or_else(|| "<none>".into())
+    }
+
+    /// A text that already uses the last parameter number cannot be
+    /// numbered on: no statement text (NULL), not an error that aborts the
+    /// audited statement.
+    #[pg_test]
+    fn parameter_numbers_do_not_overflow() {
+        assert_eq!(norm("SELECT 1, $2147483647"), "<none>");
     }
 
     #[pg_test]

@@ -115,5 +115,30 @@ SELECT audit_trail.row_as_of('ks.k', '1', :'t1') AS as_inserted,
        audit_trail.row_as_of('ks.k', '3', clock_timestamp()) AS now_by_key,
        audit_trail.row_as_of('ks.k', '1', clock_timestamp()) AS now_by_first_key;
 
+-- 7. (Found by attacking 0.4.0.) row_as_of() reads the live row as a whole
+-- even when a column is named like the alias it uses; an application event
+-- whose details name a previous_entity_id splices no other row into a
+-- row's history; a column renamed to a name the patterns match is redacted
+-- from then on.
+CREATE TABLE ks.aliased (id int PRIMARY KEY, audit_trail_row jsonb, t text, secret_note text);
+SELECT audit_trail.enable('ks.aliased', redact => '{audit_trail_row}') IS NOT NULL AS enabled;
+INSERT INTO ks.aliased VALUES (1, '{"a": "WHOLE"}', 'tee', 'shh');
+SELECT audit_trail.row_as_of('ks.aliased', '1', clock_timestamp()) AS live_row;
+CREATE TABLE ks.spliced (id int PRIMARY KEY, v text);
+SELECT audit_trail.enable('ks.spliced') IS NOT NULL AS enabled;
+INSERT INTO ks.spliced VALUES (1, 'x'), (5, 'other');
+SELECT audit_trail.log_event('NOTE', 'ks.spliced', '1', '{"previous_entity_id": "5"}') IS NOT NULL AS logged;
+UPDATE ks.spliced SET v = 'y' WHERE id = 1;
+SELECT string_agg(operation || ' ' || entity_id, ', ' ORDER BY id) AS life_of_1 FROM audit_trail.history('ks.spliced', '1');
+SELECT audit_trail.row_as_of('ks.spliced', '5', clock_timestamp()) AS row_5;
+CREATE TABLE ks.renamed (id int PRIMARY KEY, notes text);
+SELECT audit_trail.enable('ks.renamed') IS NOT NULL AS enabled;
+ALTER TABLE ks.renamed RENAME COLUMN notes TO api_token;
+ALTER TABLE ks.renamed ADD COLUMN tmp text;
+ALTER TABLE ks.renamed RENAME COLUMN tmp TO password;
+INSERT INTO ks.renamed VALUES (1, 'tok-CLEAR', 'pass-CLEAR');
+SELECT after FROM audit_trail.events WHERE entity_type = 'ks.renamed' AND operation = 'INSERT';
+SELECT redact FROM audit_trail.tracked WHERE table_name = 'ks.renamed'::regclass;
+
 DROP SCHEMA ks CASCADE;
 DROP ROLE ks_app;
