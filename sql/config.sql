@@ -88,29 +88,6 @@ AS $$
           END;
 $$;
 
--- Whether values of a type hold bytea anywhere: bytea itself, a domain over
--- it, an array of it, a range or composite containing it. Such a column is
--- recorded as "[BINARY DATA]" whole.
-CREATE FUNCTION audit_trail._contains_bytea(typ oid) RETURNS boolean
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    WITH RECURSIVE t(oid) AS (
-        SELECT typ
-        UNION
-        SELECT x.oid FROM t JOIN pg_type p ON p.oid = t.oid
-        CROSS JOIN LATERAL (
-            SELECT p.typbasetype WHERE p.typbasetype <> 0
-            UNION ALL SELECT p.typelem WHERE p.typelem <> 0 AND p.typlen = -1
-            UNION ALL SELECT r.rngsubtype FROM pg_range r WHERE r.rngtypid = p.oid
-            UNION ALL SELECT m.rngsubtype FROM pg_range m WHERE m.rngmultitypid = p.oid
-            UNION ALL SELECT a.atttypid FROM pg_attribute a
-                      WHERE a.attrelid = p.typrelid AND p.typrelid <> 0 AND a.attnum > 0 AND NOT a.attisdropped
-        ) x(oid)
-    )
-    SELECT EXISTS (SELECT 1 FROM t WHERE oid = 'bytea'::regtype);
-$$;
-
 -- Whether values of type typ hold values of type used anywhere: typ itself,
 -- a domain over it, an array of it, a range or composite containing it
 -- (ALTER TYPE ... RENAME VALUE of an enum reaches all of those columns).
@@ -133,6 +110,14 @@ AS $$
     )
     SELECT EXISTS (SELECT 1 FROM t WHERE oid = used);
 $$;
+
+-- Whether values of a type hold bytea anywhere: bytea itself, a domain over
+-- it, an array of it, a range or composite containing it. Such a column is
+-- recorded as "[BINARY DATA]" whole.
+CREATE FUNCTION audit_trail._contains_bytea(typ oid) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT audit_trail._type_uses(typ, 'bytea'::regtype) $$;
 
 -- The audited table whose settings govern rel: rel itself, else its topmost
 -- audited partition ancestor.

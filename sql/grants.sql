@@ -33,6 +33,7 @@ GRANT EXECUTE ON FUNCTION audit_trail._where(text[], text[], text, text, timesta
                           audit_trail._canonical_text(anyelement),
                           audit_trail._row_settings(regclass),
                           audit_trail._contains_bytea(oid),
+                          audit_trail._type_uses(oid, oid),
                           audit_trail._key_columns(regclass),
                           audit_trail._columns(regclass),
                           audit_trail._columns_then(regclass, text[]),

@@ -173,6 +173,12 @@ AS $$
 $$;
 
 -- changed
+CREATE OR REPLACE FUNCTION audit_trail._contains_bytea(typ oid) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT audit_trail._type_uses(typ, 'bytea'::regtype) $$;
+
+-- changed
 CREATE OR REPLACE FUNCTION audit_trail._settings_json(c audit_trail.config) RETURNS jsonb
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -1298,6 +1304,7 @@ GRANT EXECUTE ON FUNCTION audit_trail._where(text[], text[], text, text, timesta
                           audit_trail._canonical_text(anyelement),
                           audit_trail._row_settings(regclass),
                           audit_trail._contains_bytea(oid),
+                          audit_trail._type_uses(oid, oid),
                           audit_trail._key_columns(regclass),
                           audit_trail._columns(regclass),
                           audit_trail._columns_then(regclass, text[]),

@@ -96,11 +96,7 @@ pub unsafe extern "C-unwind" fn capture_wrapper(fcinfo: pg_sys::FunctionCallInfo
     Datum::from(0)
 }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_capture_wrapper() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+crate::pg_finfo_v1!(pg_finfo_capture_wrapper);
 
 extension_sql!(
     "CREATE FUNCTION \"capture\"()

@@ -83,11 +83,7 @@ pub unsafe extern "C-unwind" fn audit_trail_attached_partitions(fcinfo: pg_sys::
         .unwrap_or_else(|| pgrx::error!("pg_audit_trail: listing the partitions a command attached: could not build an oid[] value"))
 }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_audit_trail_attached_partitions() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+crate::pg_finfo_v1!(pg_finfo_audit_trail_attached_partitions);
 
 /// The name a user would write for an ALTER TABLE subcommand.
 fn subcommand_name(t: pg_sys::AlterTableType::Type) -> &'static str {
@@ -269,11 +265,7 @@ pub unsafe extern "C-unwind" fn audit_trail_ddl_subcommands(fcinfo: pg_sys::Func
         .unwrap_or_else(|| pgrx::error!("pg_audit_trail: describing a DDL command: could not build a jsonb value"))
 }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_audit_trail_ddl_subcommands() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+crate::pg_finfo_v1!(pg_finfo_audit_trail_ddl_subcommands);
 
 thread_local! {
     /// Partitions of audited tables as they were when the current DROP

@@ -19,11 +19,7 @@ thread_local! {
     static DESCRIBED: RefCell<Option<Vec<Option<pgrx::JsonB>>>> = const { RefCell::new(None) };
 }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_audit_trail_on_ddl_end() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+crate::pg_finfo_v1!(pg_finfo_audit_trail_on_ddl_end);
 
 /// `audit_trail._on_ddl_end() RETURNS event_trigger`.
 #[pg_guard]

@@ -734,11 +734,7 @@ pub unsafe extern "C-unwind" fn redact_json_keys_wrapper(fcinfo: pg_sys::Functio
     }
 }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_redact_json_keys_wrapper() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+crate::pg_finfo_v1!(pg_finfo_redact_json_keys_wrapper);
 
 pgrx::extension_sql!(
     "CREATE FUNCTION \"_redact_json_keys\"(doc jsonb, patterns text[])

@@ -14,6 +14,21 @@
 
 use pgrx::prelude::*;
 
+/// The record PostgreSQL looks up (`pg_finfo_<symbol>`) for a hand-written
+/// C entry point: version 1 of the calling convention. pgrx makes it for
+/// `#[pg_extern]` functions; the event trigger, trigger and a few C-level
+/// functions are written by hand (they must see their `fcinfo`).
+#[macro_export]
+macro_rules! pg_finfo_v1 {
+    ($finfo:ident) => {
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $finfo() -> &'static pgrx::pg_sys::Pg_finfo_record {
+            const V1: pgrx::pg_sys::Pg_finfo_record = pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+    };
+}
+
 mod canonical;
 mod capture;
 mod config;

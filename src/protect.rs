@@ -71,11 +71,7 @@ pub unsafe extern "C-unwind" fn _guard_wrapper(fcinfo: pg_sys::FunctionCallInfo)
     unreachable!()
 }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo__guard_wrapper() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+crate::pg_finfo_v1!(pg_finfo__guard_wrapper);
 
 extension_sql!(
     "CREATE FUNCTION \"_guard\"()
