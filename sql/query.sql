@@ -454,6 +454,7 @@ DECLARE
     current_key text;
     key_type text;
     row_alias text;
+    life audit_trail.events[];
 BEGIN
     IF target IS NULL OR entity_id IS NULL OR at IS NULL THEN
         RETURN NULL;
@@ -473,9 +474,10 @@ BEGIN
 
     -- The row's life across key changes, and its key now: that of its
     -- newest event (the key given, if it has none).
-    SELECT coalesce((SELECT h.entity_id FROM audit_trail.history(target, entity_id) h ORDER BY h.id DESC LIMIT 1),
-                    audit_trail._canonical_key(target, entity_id))
-      INTO current_key;
+    -- Read once: its newest event names the key now, its events after `at`
+    -- are what is undone below.
+    life := ARRAY(SELECT h FROM audit_trail.history(target, entity_id) h ORDER BY h.id DESC);
+    current_key := coalesce(life[1].entity_id, audit_trail._canonical_key(target, entity_id));
 
     -- The live row, rendered as the trail renders it; a one-column key
     -- compared as its type (canonical text is the type's input too).
@@ -513,7 +515,7 @@ BEGIN
 
     FOR ev IN
         SELECT h.operation, h.before, h.after
-        FROM audit_trail.history(target, entity_id) h
+        FROM unnest(life) h
         WHERE h.occurred_at > at AND h.operation IN ('INSERT', 'UPDATE', 'DELETE')
         ORDER BY h.id DESC
     LOOP
