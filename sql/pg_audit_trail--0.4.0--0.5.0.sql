@@ -1,0 +1,75 @@
+-- pg_audit_trail 0.4.0 -> 0.5.0 (ALTER EXTENSION pg_audit_trail UPDATE).
+-- Events, settings, partitions and archived partitions are kept as they are;
+-- tests/integration/11_upgrade.sh checks that, and that the result has every
+-- object exactly as a fresh 0.5.0 install has it.
+\echo Use "ALTER EXTENSION pg_audit_trail UPDATE TO '0.5.0'" to load this file. \quit
+
+-- Tables, columns, indexes and data first (what build_update lists as
+-- leftovers), then what exists per partition, per archived partition or per
+-- audited table. Each feature's part has its own section below; keep them in
+-- the order the functions that follow need them.
+
+-- @TABLES@ (none yet)
+
+-- Who may call what: as a fresh install has it (sql/grants.sql).
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN
+        SELECT p.oid::regprocedure FROM pg_proc p
+        WHERE p.pronamespace = 'audit_trail'::regnamespace AND p.proname LIKE '\_%'
+    LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END
+$$;
+GRANT USAGE ON SCHEMA audit_trail TO PUBLIC;
+-- The capture and guard triggers run as any user who changes an audited table.
+GRANT EXECUTE ON FUNCTION audit_trail.capture() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION audit_trail._guard() TO PUBLIC;
+GRANT SELECT ON audit_trail.tracked TO PUBLIC;
+-- The views check the caller's SELECT on audit_trail.events (security_invoker).
+GRANT SELECT ON audit_trail.log, audit_trail.changes TO PUBLIC;
+-- Reading functions run as the caller; these helpers are theirs.
+GRANT EXECUTE ON FUNCTION audit_trail._where(text[], text[], text, text, timestamptz, timestamptz, text, text),
+                          audit_trail._upper_all(text[]),
+                          audit_trail._filters_json(text[], text[], text, text, timestamptz, timestamptz, text, text),
+                          audit_trail._csv(text),
+                          audit_trail._export_columns(),
+                          audit_trail._export_header(),
+                          audit_trail._export_line(text),
+                          audit_trail._names_of(regclass),
+                          audit_trail._canonical_key(regclass, text),
+                          audit_trail._canonical_text(anyelement),
+                          audit_trail._row_settings(regclass),
+                          audit_trail._contains_bytea(oid),
+                          audit_trail._type_uses(oid, oid),
+                          audit_trail._key_columns(regclass),
+                          audit_trail._columns(regclass),
+                          audit_trail._columns_then(regclass, text[]),
+                          audit_trail._redacted(regclass, text[], text[], text[], text[]),
+                          audit_trail._matches_redact_patterns(text, text[]),
+                          audit_trail._log_read(text, jsonb),
+                          audit_trail._log_reads_all(),
+                          audit_trail._log_reads_export(),
+                          audit_trail._setting(text)
+   TO PUBLIC;
+-- row_as_of() runs as its caller, and redacts the keys of the live row's
+-- documents with this SECURITY DEFINER helper (it reads the stored
+-- patterns): it gives back what it is given, values only taken out, and the
+-- patterns are no secret (SHOW shows the setting they were taken from).
+GRANT EXECUTE ON FUNCTION audit_trail._redact_row_json(regclass, jsonb) TO PUBLIC;
+-- set_context() runs as its caller and asks this harmless question.
+GRANT EXECUTE ON FUNCTION audit_trail._in_transaction_block() TO PUBLIC;
+-- The DDL event triggers run as whoever runs the DDL. _after_ddl acts only
+-- on the commands of the firing that called it (src/ddl_end.rs keeps their
+-- description where no SQL can put one; called otherwise it refuses), and
+-- _before_drop only notes what the catalog says now, so neither can be made
+-- to record anything that did not happen.
+GRANT EXECUTE ON FUNCTION audit_trail._after_ddl(), audit_trail._before_drop(text) TO PUBLIC;
+-- _on_ddl_end describes the command as the user who ran it (names resolve
+-- as they did for the command); a pg_ddl_command exists only there.
+GRANT EXECUTE ON FUNCTION audit_trail._ddl_subcommands(pg_ddl_command) TO PUBLIC;
+-- Whether capture is whole is no secret either (tracked.capture_ok).
+GRANT EXECUTE ON FUNCTION audit_trail.check(), audit_trail._capture_ok(regclass) TO PUBLIC;
