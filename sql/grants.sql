@@ -20,14 +20,22 @@ GRANT EXECUTE ON FUNCTION audit_trail._guard() TO PUBLIC;
 GRANT SELECT ON audit_trail.tracked TO PUBLIC;
 -- The views check the caller's SELECT on audit_trail.events (security_invoker).
 GRANT SELECT ON audit_trail.log, audit_trail.changes TO PUBLIC;
+-- archived_events reads the archives with its owner's rights, and lets
+-- through only a caller who may read audit_trail.events (_may_read_events).
+GRANT SELECT ON audit_trail.archived_events TO PUBLIC;
 -- Reading functions run as the caller; these helpers are theirs.
-GRANT EXECUTE ON FUNCTION audit_trail._where(text[], text[], text, text, timestamptz, timestamptz, text, text),
+GRANT EXECUTE ON FUNCTION audit_trail._where(text[], text[], text, text, timestamptz, timestamptz, text, text,
+                                             text[], text, bigint, text[], text[]),
                           audit_trail._upper_all(text[]),
-                          audit_trail._filters_json(text[], text[], text, text, timestamptz, timestamptz, text, text),
+                          audit_trail._lower_all(text[]),
+                          audit_trail._filters_json(text[], text[], text, text, timestamptz, timestamptz, text, text,
+                                                    text[], text, bigint, text[], text[]),
+                          audit_trail._may_read_events(),
+                          audit_trail._source(boolean),
                           audit_trail._csv(text),
-                          audit_trail._export_columns(),
-                          audit_trail._export_header(),
-                          audit_trail._export_line(text),
+                          audit_trail._export_columns(boolean),
+                          audit_trail._export_pick(text[], boolean),
+                          audit_trail._history(regclass, text),
                           audit_trail._names_of(regclass),
                           audit_trail._canonical_key(regclass, text),
                           audit_trail._canonical_text(anyelement),
@@ -40,6 +48,7 @@ GRANT EXECUTE ON FUNCTION audit_trail._where(text[], text[], text, text, timesta
                           audit_trail._redacted(regclass, text[], text[], text[], text[]),
                           audit_trail._matches_redact_patterns(text, text[]),
                           audit_trail._log_read(text, jsonb),
+                          audit_trail._log_read(text, jsonb, text),
                           audit_trail._log_reads_all(),
                           audit_trail._log_reads_export(),
                           audit_trail._setting(text)

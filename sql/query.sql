@@ -5,22 +5,49 @@
 -- The one place that turns the filters into SQL, so search, count and export
 -- can never disagree. Only the filters given become conditions (the planner
 -- then sees plain predicates it can use indexes and partition pruning for);
--- values stay parameters ($1..$8 in this order), never text in the query.
+-- values stay parameters ($1..$13 in this order, as _filter_values gives
+-- them), never text in the query. A bad filter is refused here, naming it.
+-- Read events (AUDIT_LOG_ACCESSED, AUDIT_LOG_EXPORTED) are left out unless
+-- actions names them: looking at the trail does not change what it shows.
 CREATE FUNCTION audit_trail._where(
     actions text[], entity_types text[], entity_id text, actor text,
-    since timestamptz, until timestamptz, q text, tenant text
+    since timestamptz, until timestamptz, q text, tenant text,
+    actors text[], request_id text, txid bigint, exclude_actions text[], operations text[]
 ) RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     w text[] := ARRAY['true'];
+    bad text;
 BEGIN
     IF since IS NOT NULL AND until IS NOT NULL AND until < since THEN
         RAISE EXCEPTION 'until (%) is before since (%)', until, since
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF actions IS NOT NULL THEN w := array_append(w, 'upper(action) = ANY ($1)'); END IF;
+    IF array_position(actors, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'actors must not contain NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF array_position(exclude_actions, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'exclude_actions must not contain NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF array_position(operations, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'operations must not contain NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT o INTO bad FROM unnest(operations) o WHERE upper(o) NOT IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE') LIMIT 1;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'operations: % is not an operation', quote_literal(bad)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The operations of captured row events are INSERT, UPDATE, DELETE and TRUNCATE.';
+    END IF;
+    IF txid < 0 THEN
+        RAISE EXCEPTION 'txid must not be negative, not %', txid USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF actions IS NOT NULL THEN
+        w := array_append(w, 'upper(action) = ANY ($1)');
+    ELSE
+        w := array_append(w, 'upper(action) <> ALL (''{AUDIT_LOG_ACCESSED,AUDIT_LOG_EXPORTED}'')');
+    END IF;
     IF entity_types IS NOT NULL THEN w := array_append(w, 'entity_type = ANY ($2)'); END IF;
     IF entity_id IS NOT NULL THEN w := array_append(w, 'entity_id = $3'); END IF;
     -- strpos, not LIKE: % and _ in what the user typed are plain characters.
@@ -30,9 +57,15 @@ BEGIN
     IF q IS NOT NULL THEN
         w := array_append(w, '(strpos(lower(action), lower($7)) > 0 OR strpos(lower(actor), lower($7)) > 0
                     OR strpos(lower(entity_type), lower($7)) > 0 OR strpos(lower(entity_id), lower($7)) > 0
-                    OR strpos(lower(entity_label), lower($7)) > 0)');
+                    OR strpos(lower(entity_label), lower($7)) > 0 OR strpos(lower(details::text), lower($7)) > 0)');
     END IF;
     IF tenant IS NOT NULL THEN w := array_append(w, 'tenant = $8'); END IF;
+    -- Exact, whatever the case: $9 is the list lower-cased (_filter_values).
+    IF actors IS NOT NULL THEN w := array_append(w, 'lower(actor) = ANY ($9)'); END IF;
+    IF request_id IS NOT NULL THEN w := array_append(w, 'request_id = $10'); END IF;
+    IF txid IS NOT NULL THEN w := array_append(w, 'txid = $11'); END IF;
+    IF exclude_actions IS NOT NULL THEN w := array_append(w, 'upper(action) <> ALL ($12)'); END IF;
+    IF operations IS NOT NULL THEN w := array_append(w, 'operation = ANY ($13)'); END IF;
     RETURN array_to_string(w, ' AND ');
 END
 $$;
@@ -43,31 +76,92 @@ LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT array_agg(upper(x)) FROM unnest(a) x $$;
 
+-- Lower-cased list (actors match exactly, whatever the case).
+CREATE FUNCTION audit_trail._lower_all(a text[]) RETURNS text[]
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT array_agg(lower(x)) FROM unnest(a) x $$;
+
 -- The filters as recorded in AUDIT_LOG_* events: only those given.
 CREATE FUNCTION audit_trail._filters_json(
     actions text[], entity_types text[], entity_id text, actor text,
-    since timestamptz, until timestamptz, q text, tenant text
+    since timestamptz, until timestamptz, q text, tenant text,
+    actors text[], request_id text, txid bigint, exclude_actions text[], operations text[]
 ) RETURNS jsonb
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT jsonb_strip_nulls(jsonb_build_object(
         'actions', actions, 'entity_types', entity_types, 'entity_id', entity_id, 'actor', actor,
-        'since', since, 'until', until, 'q', q, 'tenant', tenant));
+        'since', since, 'until', until, 'q', q, 'tenant', tenant,
+        'actors', actors, 'request_id', request_id, 'txid', txid, 'exclude_actions', exclude_actions,
+        'operations', operations));
+$$;
+
+-- Whether the caller may read the trail: SELECT on audit_trail.events, the
+-- one privilege every reader needs, archives included. Raises otherwise,
+-- as reading the table would.
+CREATE FUNCTION audit_trail._may_read_events() RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT has_table_privilege('audit_trail.events', 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied for table events'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Archived events are readable by whoever may SELECT from audit_trail.events.';
+    END IF;
+    RETURN true;
+END
+$$;
+
+-- Archived partitions (audit_trail.archive = on) are tables of schema
+-- audit_trail_archive that inherit audit_trail._archived, so that reading
+-- that parent reads them all, with their indexes, and the planner can limit
+-- and prune as for the log. This view is the readers' way in: it reads with
+-- its owner's rights (no grant per archived table) and lets through only a
+-- caller who may read audit_trail.events (the check is a constant: it runs
+-- before any row is read). security_barrier: a caller's function that may
+-- leak its arguments is applied only to the rows the view lets through.
+CREATE VIEW audit_trail.archived_events WITH (security_barrier = true) AS
+SELECT a.id, a.occurred_at, a.txid, a.action, a.entity_type, a.entity_id, a.entity_label, a.before, a.after,
+       a.changed, a.details, a.actor, a.db_user, a.client_ip, a.user_agent, a.service, a.tenant, a.request_id,
+       a.statement, a.operation
+FROM audit_trail._archived a
+WHERE audit_trail._may_read_events();
+COMMENT ON VIEW audit_trail.archived_events IS
+  'Events of archived partitions (schema audit_trail_archive), for whoever may read audit_trail.events.';
+
+-- What search, count and export read: the log, and with archived the
+-- archived partitions too (through the view above).
+CREATE FUNCTION audit_trail._source(archived boolean) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN archived
+                THEN '(SELECT * FROM audit_trail.events UNION ALL SELECT * FROM audit_trail.archived_events) e'
+                ELSE 'audit_trail.events e' END
 $$;
 
 CREATE FUNCTION audit_trail.search(
-    actions      text[]      DEFAULT NULL,
-    entity_types text[]      DEFAULT NULL,
-    entity_id    text        DEFAULT NULL,
-    actor        text        DEFAULT NULL,
-    since        timestamptz DEFAULT NULL,
-    until        timestamptz DEFAULT NULL,
-    q            text        DEFAULT NULL,
-    tenant       text        DEFAULT NULL,
-    page         int         DEFAULT 1,
-    page_size    int         DEFAULT 50,
-    before_id    bigint      DEFAULT NULL
+    actions         text[]      DEFAULT NULL,
+    entity_types    text[]      DEFAULT NULL,
+    entity_id       text        DEFAULT NULL,
+    actor           text        DEFAULT NULL,
+    since           timestamptz DEFAULT NULL,
+    until           timestamptz DEFAULT NULL,
+    q               text        DEFAULT NULL,
+    tenant          text        DEFAULT NULL,
+    page            int         DEFAULT 1,
+    page_size       int         DEFAULT 50,
+    before_id       bigint      DEFAULT NULL,
+    actors          text[]      DEFAULT NULL,
+    request_id      text        DEFAULT NULL,
+    txid            bigint      DEFAULT NULL,
+    exclude_actions text[]      DEFAULT NULL,
+    operations      text[]      DEFAULT NULL,
+    archived        boolean     DEFAULT false,
+    after_id        bigint      DEFAULT NULL
 ) RETURNS SETOF audit_trail.events
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -83,32 +177,58 @@ BEGIN
         RAISE EXCEPTION 'page_size must be between 1 and 1000, not %', coalesce(page_size::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    sql := 'SELECT * FROM audit_trail.events WHERE '
-        || audit_trail._where(actions, entity_types, entity_id, actor, since, until, q, tenant)
-        || CASE WHEN before_id IS NOT NULL THEN ' AND id < $9' ELSE '' END
-        || ' ORDER BY id DESC LIMIT $10'
-        -- Keyset paging ignores page: its cost does not grow with depth.
-        || CASE WHEN before_id IS NULL THEN ' OFFSET $11' ELSE '' END;
+    IF before_id IS NOT NULL AND after_id IS NOT NULL THEN
+        RAISE EXCEPTION 'give before_id or after_id, not both'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'before_id is the next (older) page, after_id the previous (newer) one.';
+    END IF;
+    IF archived IS NULL THEN
+        RAISE EXCEPTION 'archived must be true or false, not NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    sql := 'SELECT e.* FROM ' || audit_trail._source(archived) || ' WHERE '
+        || audit_trail._where(actions, entity_types, entity_id, actor, since, until, q, tenant,
+                              actors, request_id, txid, exclude_actions, operations);
+    -- Keyset paging ignores page: its cost does not grow with depth.
+    IF after_id IS NOT NULL THEN
+        -- "Previous": the page_size events just newer than after_id, read
+        -- upwards from it, then shown newest first like every page.
+        sql := 'SELECT p.* FROM (' || sql || ' AND id > $15 ORDER BY id LIMIT $16) p ORDER BY p.id DESC';
+    ELSIF before_id IS NOT NULL THEN
+        sql := sql || ' AND id < $14 ORDER BY id DESC LIMIT $16';
+    ELSE
+        sql := sql || ' ORDER BY id DESC LIMIT $16 OFFSET $17';
+    END IF;
     RETURN QUERY EXECUTE sql
         USING audit_trail._upper_all(actions), entity_types, entity_id, actor, since, until, q, tenant,
-              before_id, page_size, (page - 1)::bigint * page_size;
+              audit_trail._lower_all(actors), request_id, txid, audit_trail._upper_all(exclude_actions),
+              audit_trail._upper_all(operations),
+              before_id, after_id, page_size, (page - 1)::bigint * page_size;
     IF audit_trail._log_reads_all() THEN
         PERFORM audit_trail._log_read('AUDIT_LOG_ACCESSED',
-            audit_trail._filters_json(actions, entity_types, entity_id, actor, since, until, q, tenant)
-            || jsonb_build_object('page', page, 'page_size', page_size, 'before_id', before_id));
+            jsonb_build_object('function', 'search')
+            || audit_trail._filters_json(actions, entity_types, entity_id, actor, since, until, q, tenant,
+                                         actors, request_id, txid, exclude_actions, operations)
+            || jsonb_strip_nulls(jsonb_build_object('page', page, 'page_size', page_size, 'before_id', before_id,
+                                                    'after_id', after_id, 'archived', nullif(archived, false))));
     END IF;
 END
 $$;
 
 CREATE FUNCTION audit_trail.count(
-    actions      text[]      DEFAULT NULL,
-    entity_types text[]      DEFAULT NULL,
-    entity_id    text        DEFAULT NULL,
-    actor        text        DEFAULT NULL,
-    since        timestamptz DEFAULT NULL,
-    until        timestamptz DEFAULT NULL,
-    q            text        DEFAULT NULL,
-    tenant       text        DEFAULT NULL
+    actions         text[]      DEFAULT NULL,
+    entity_types    text[]      DEFAULT NULL,
+    entity_id       text        DEFAULT NULL,
+    actor           text        DEFAULT NULL,
+    since           timestamptz DEFAULT NULL,
+    until           timestamptz DEFAULT NULL,
+    q               text        DEFAULT NULL,
+    tenant          text        DEFAULT NULL,
+    actors          text[]      DEFAULT NULL,
+    request_id      text        DEFAULT NULL,
+    txid            bigint      DEFAULT NULL,
+    exclude_actions text[]      DEFAULT NULL,
+    operations      text[]      DEFAULT NULL,
+    archived        boolean     DEFAULT false
 ) RETURNS bigint
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -116,10 +236,16 @@ AS $$
 DECLARE
     n bigint;
 BEGIN
-    EXECUTE 'SELECT count(*) FROM audit_trail.events WHERE '
-            || audit_trail._where(actions, entity_types, entity_id, actor, since, until, q, tenant)
+    IF archived IS NULL THEN
+        RAISE EXCEPTION 'archived must be true or false, not NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    EXECUTE 'SELECT count(*) FROM ' || audit_trail._source(archived) || ' WHERE '
+            || audit_trail._where(actions, entity_types, entity_id, actor, since, until, q, tenant,
+                                  actors, request_id, txid, exclude_actions, operations)
         INTO n
-        USING audit_trail._upper_all(actions), entity_types, entity_id, actor, since, until, q, tenant;
+        USING audit_trail._upper_all(actions), entity_types, entity_id, actor, since, until, q, tenant,
+              audit_trail._lower_all(actors), request_id, txid, audit_trail._upper_all(exclude_actions),
+              audit_trail._upper_all(operations);
     RETURN n;
 END
 $$;
@@ -139,8 +265,10 @@ $$;
 -- Export follows the table: one field per column of audit_trail.events, in
 -- table order, rendered by type. A column added to the log is exported
 -- without touching this code; a type with no rendering here is an error.
+-- occurred_at is rendered in the session's time zone (export sets the one
+-- asked for) with its offset, or with "Z" when utc.
 -- Not the readers' business to call: it names no event, only the log's shape.
-CREATE FUNCTION audit_trail._export_columns()
+CREATE FUNCTION audit_trail._export_columns(utc boolean)
 RETURNS TABLE(name text, csv text, "json" text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -160,7 +288,8 @@ BEGIN
         CASE a.typ
             WHEN 'bigint'::regtype THEN csv := col || '::text';
             WHEN 'timestamp with time zone'::regtype THEN
-                csv := format('to_char(%s, ''YYYY-MM-DD"T"HH24:MI:SS.US"Z"'')', col);
+                csv := format('to_char(%s, ''YYYY-MM-DD"T"HH24:MI:SS.US%s'')', col,
+                              CASE WHEN utc THEN '"Z"' ELSE 'TZH:TZM' END);
             WHEN 'text'::regtype THEN csv := format('audit_trail._csv(%s)', col);
             WHEN 'jsonb'::regtype THEN csv := format('audit_trail._csv(%s::text)', col);
             WHEN 'text[]'::regtype THEN csv := format('audit_trail._csv(to_jsonb(%s)::text)', col);
@@ -176,64 +305,125 @@ BEGIN
 END
 $$;
 
--- The CSV header: the column names.
-CREATE FUNCTION audit_trail._export_header() RETURNS text
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT string_agg(name, ',') FROM audit_trail._export_columns() $$;
-
--- The expression that renders one event (a row of the log) as one line.
-CREATE FUNCTION audit_trail._export_line(fmt text) RETURNS text
-LANGUAGE sql STABLE
+-- The columns an export writes, in order: those named (each a column of
+-- the log, once), else all of them in table order.
+CREATE FUNCTION audit_trail._export_pick(columns text[], utc boolean)
+RETURNS TABLE(name text, csv text, "json" text)
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE fmt
-        WHEN 'csv' THEN 'array_to_string(ARRAY[' || string_agg(csv, ', ') || '], '','', '''')'
-        ELSE 'json_build_object(' || string_agg(quote_literal(name) || ', ' || json, ', ') || ')::text'
-    END
-    FROM audit_trail._export_columns()
+DECLARE
+    bad text;
+BEGIN
+    IF columns IS NULL THEN
+        RETURN QUERY SELECT x.name, x.csv, x.json FROM audit_trail._export_columns(utc) x;
+        RETURN;
+    END IF;
+    IF cardinality(columns) = 0 THEN
+        RAISE EXCEPTION 'columns must name at least one column' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF array_position(columns, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'columns must not contain NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT u.c INTO bad FROM unnest(columns) u(c)
+    WHERE NOT EXISTS (SELECT 1 FROM audit_trail._export_columns(utc) x WHERE x.name = u.c) LIMIT 1;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'column "%" of columns is not a column of audit_trail.events', bad
+            USING ERRCODE = 'undefined_column',
+                  HINT = 'The columns are: ' || (SELECT string_agg(x.name, ', ') FROM audit_trail._export_columns(utc) x) || '.';
+    END IF;
+    SELECT u.c INTO bad FROM unnest(columns) u(c) GROUP BY u.c HAVING count(*) > 1 LIMIT 1;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'column "%" is named more than once in columns', bad USING ERRCODE = 'duplicate_column';
+    END IF;
+    RETURN QUERY
+        SELECT x.name, x.csv, x.json
+        FROM unnest(columns) WITH ORDINALITY u(c, ord) JOIN audit_trail._export_columns(utc) x ON x.name = u.c
+        ORDER BY u.ord;
+END
 $$;
 
 CREATE FUNCTION audit_trail.export(
-    format       text        DEFAULT 'csv',
-    actions      text[]      DEFAULT NULL,
-    entity_types text[]      DEFAULT NULL,
-    entity_id    text        DEFAULT NULL,
-    actor        text        DEFAULT NULL,
-    since        timestamptz DEFAULT NULL,
-    until        timestamptz DEFAULT NULL,
-    q            text        DEFAULT NULL,
-    tenant       text        DEFAULT NULL
+    format          text        DEFAULT 'csv',
+    actions         text[]      DEFAULT NULL,
+    entity_types    text[]      DEFAULT NULL,
+    entity_id       text        DEFAULT NULL,
+    actor           text        DEFAULT NULL,
+    since           timestamptz DEFAULT NULL,
+    until           timestamptz DEFAULT NULL,
+    q               text        DEFAULT NULL,
+    tenant          text        DEFAULT NULL,
+    actors          text[]      DEFAULT NULL,
+    request_id      text        DEFAULT NULL,
+    txid            bigint      DEFAULT NULL,
+    exclude_actions text[]      DEFAULT NULL,
+    operations      text[]      DEFAULT NULL,
+    archived        boolean     DEFAULT false,
+    columns         text[]      DEFAULT NULL,
+    timezone        text        DEFAULT 'UTC'
 ) RETURNS SETOF text
 LANGUAGE plpgsql
--- Every timestamp leaves in UTC, whatever the session's time zone.
+-- Timestamps leave in the zone asked for (UTC unless told), whatever the
+-- session's: set below, put back when the function returns.
 SET timezone = 'UTC'
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     fmt text := lower(coalesce(format, ''));
+    utc boolean := lower(timezone) = 'utc';
     cond text;
-    line text;
+    cols record;
 BEGIN
     IF fmt NOT IN ('csv', 'jsonl') THEN
         RAISE EXCEPTION 'format must be csv or jsonl, not %', coalesce(quote_literal(format), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    cond := audit_trail._where(actions, entity_types, entity_id, actor, since, until, q, tenant);
+    IF archived IS NULL THEN
+        RAISE EXCEPTION 'archived must be true or false, not NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF timezone IS NULL THEN
+        RAISE EXCEPTION 'timezone must be a time zone, not NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT utc THEN
+        BEGIN
+            PERFORM set_config('timezone', timezone, true);
+        EXCEPTION WHEN invalid_parameter_value THEN
+            RAISE EXCEPTION 'timezone % is not a time zone', quote_literal(timezone)
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Give a name of pg_timezone_names, such as Europe/Paris, or an offset such as +02:00.';
+        END;
+    END IF;
+    cond := audit_trail._where(actions, entity_types, entity_id, actor, since, until, q, tenant,
+                               actors, request_id, txid, exclude_actions, operations);
+    SELECT string_agg(p.name, ',') AS header,
+           CASE fmt
+               WHEN 'csv' THEN 'array_to_string(ARRAY[' || string_agg(p.csv, ', ') || '], '','', '''')'
+               ELSE 'json_build_object(' || string_agg(quote_literal(p.name) || ', ' || p.json, ', ') || ')::text'
+           END AS line
+        INTO cols
+    FROM audit_trail._export_pick(columns, utc) p;
     -- The rows go out through the function's result store, which spills to
     -- disk past work_mem: any number of events, bounded memory.
     IF fmt = 'csv' THEN
-        RETURN NEXT audit_trail._export_header();
+        RETURN NEXT cols.header;
     END IF;
-    line := audit_trail._export_line(fmt);
     RETURN QUERY EXECUTE
-        'SELECT ' || line || ' FROM (SELECT * FROM audit_trail.events WHERE ' || cond || ' ORDER BY id DESC) e'
-        USING audit_trail._upper_all(actions), entity_types, entity_id, actor, since, until, q, tenant;
-    -- Recorded after the rows are read, so an export never lists itself.
+        'SELECT ' || cols.line || ' FROM (SELECT e.* FROM ' || audit_trail._source(archived) || ' WHERE ' || cond
+        || ' ORDER BY id DESC) e'
+        USING audit_trail._upper_all(actions), entity_types, entity_id, actor, since, until, q, tenant,
+              audit_trail._lower_all(actors), request_id, txid, audit_trail._upper_all(exclude_actions),
+              audit_trail._upper_all(operations);
+    -- Recorded after the rows are read, so an export never lists itself;
+    -- under the filter's tenant when it has one (a job exporting tenant by
+    -- tenant records each export as that tenant's).
     IF audit_trail._log_reads_export() THEN
         PERFORM audit_trail._log_read('AUDIT_LOG_EXPORTED',
             jsonb_build_object('format', fmt)
-            || audit_trail._filters_json(actions, entity_types, entity_id, actor, since, until, q, tenant));
+            || audit_trail._filters_json(actions, entity_types, entity_id, actor, since, until, q, tenant,
+                                         actors, request_id, txid, exclude_actions, operations)
+            || jsonb_strip_nulls(jsonb_build_object('archived', nullif(archived, false), 'columns', columns,
+                                                    'timezone', CASE WHEN NOT utc THEN timezone END)),
+            tenant);
     END IF;
 END
 $$;
@@ -295,7 +485,7 @@ $$;
 -- details.previous_entity_id), up to that change, and of the keys it had
 -- after, from that change on. PL/pgSQL rather than SQL: its plan is kept for
 -- the session.
-CREATE FUNCTION audit_trail.history(target regclass, entity_id text)
+CREATE FUNCTION audit_trail._history(target regclass, entity_id text)
 RETURNS SETOF audit_trail.events
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -318,7 +508,7 @@ BEGIN
         -- The key as given and as recorded (they differ for events written
         -- before 0.4.0 under other output settings).
         SELECT DISTINCT k, 0::bigint, 9223372036854775807::bigint
-        FROM unnest(ARRAY[canonical, history.entity_id]) k
+        FROM unnest(ARRAY[canonical, _history.entity_id]) k
         UNION
         SELECT step.key, step.lo, step.hi
         FROM chain c
@@ -361,18 +551,35 @@ BEGIN
 END
 $$;
 
+-- history() as readers call it: _history, recorded when log_reads = all.
+CREATE FUNCTION audit_trail.history(target regclass, entity_id text)
+RETURNS SETOF audit_trail.events
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY SELECT * FROM audit_trail._history(target, entity_id);
+    IF audit_trail._log_reads_all() THEN
+        PERFORM audit_trail._log_read('AUDIT_LOG_ACCESSED',
+            jsonb_build_object('function', 'history', 'target', target::text, 'entity_id', entity_id));
+    END IF;
+END
+$$;
+
 -- The columns of an event, in the table's column order where the table still
 -- exists, else by name.
 CREATE FUNCTION audit_trail.diff(event_id bigint)
 RETURNS TABLE(column_name text, before jsonb, after jsonb)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH e AS (SELECT * FROM audit_trail.events WHERE id = event_id)
+BEGIN
+    RETURN QUERY
+    WITH e AS (SELECT * FROM audit_trail.events x WHERE x.id = diff.event_id)
     SELECT c.col, e.before -> c.col, e.after -> c.col
     FROM e
     CROSS JOIN LATERAL (
-        SELECT col, ord FROM unnest(e.changed) WITH ORDINALITY AS u(col, ord)
+        SELECT u.col, u.ord FROM unnest(e.changed) WITH ORDINALITY AS u(col, ord)
         WHERE e.operation = 'UPDATE'
         UNION ALL
         SELECT k, coalesce(a.attnum, 32767)
@@ -381,6 +588,10 @@ AS $$
         WHERE e.operation IN ('INSERT', 'DELETE') AND e.changed IS NULL
     ) c
     ORDER BY c.ord, c.col;
+    IF audit_trail._log_reads_all() THEN
+        PERFORM audit_trail._log_read('AUDIT_LOG_ACCESSED', jsonb_build_object('function', 'diff', 'event_id', event_id));
+    END IF;
+END
 $$;
 
 -- How row_as_of must render a table's rows: its key, and which columns the
@@ -440,7 +651,7 @@ $$;
 -- excluded ones not at all.
 CREATE FUNCTION audit_trail.row_as_of(target regclass, entity_id text, at timestamptz)
 RETURNS jsonb
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -476,7 +687,7 @@ BEGIN
     -- newest event (the key given, if it has none).
     -- Read once: its newest event names the key now, its events after `at`
     -- are what is undone below.
-    life := ARRAY(SELECT h FROM audit_trail.history(target, entity_id) h ORDER BY h.id DESC);
+    life := ARRAY(SELECT h FROM audit_trail._history(target, entity_id) h ORDER BY h.id DESC);
     current_key := coalesce(life[1].entity_id, audit_trail._canonical_key(target, entity_id));
 
     -- The live row, rendered as the trail renders it; a one-column key
@@ -525,6 +736,10 @@ BEGIN
                      ELSE coalesce(state, ev.after) || ev.before
                  END;
     END LOOP;
+    IF audit_trail._log_reads_all() THEN
+        PERFORM audit_trail._log_read('AUDIT_LOG_ACCESSED',
+            jsonb_build_object('function', 'row_as_of', 'target', target::text, 'entity_id', entity_id, 'at', at));
+    END IF;
     RETURN state;
 END
 $$;

@@ -15,6 +15,35 @@ BEGIN
 END
 $$;
 
+-- Makes an archived partition a child of audit_trail._archived, so that
+-- audit_trail.archived_events and search(archived => true) read it. An
+-- archive of an older version lacks the columns the log gained since (0.3.0's
+-- have no operation): they are added first, NULL in its rows (a column
+-- without a default is a catalog change, not a rewrite).
+CREATE FUNCTION audit_trail._archive_inherit(archive regclass) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c record;
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = archive AND inhparent = 'audit_trail._archived'::regclass) THEN
+        RETURN;
+    END IF;
+    FOR c IN
+        SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS typ
+        FROM pg_attribute a
+        WHERE a.attrelid = 'audit_trail._archived'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+          AND NOT EXISTS (SELECT 1 FROM pg_attribute b
+                          WHERE b.attrelid = archive AND b.attname = a.attname AND NOT b.attisdropped)
+        ORDER BY a.attnum
+    LOOP
+        EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', archive, c.attname, c.typ);
+    END LOOP;
+    EXECUTE format('ALTER TABLE %s INHERIT audit_trail._archived', archive);
+END
+$$;
+
 -- The work of apply_retention, unrecorded: maintain() and apply_retention()
 -- each record what it did in their own event.
 --
@@ -58,6 +87,8 @@ BEGIN
                     EXECUTE format('ALTER TABLE %s RENAME TO %I', p.partition, target);
                 END IF;
                 EXECUTE format('ALTER TABLE %s SET SCHEMA audit_trail_archive', p.partition);
+                -- Readable with the log from now on (audit_trail.archived_events).
+                PERFORM audit_trail._archive_inherit(p.partition);
                 INSERT INTO audit_trail.archived_partitions VALUES (p.partition, p.range_start, p.range_end, now());
                 action := 'archived';
                 partition := p.partition::text;

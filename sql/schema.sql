@@ -117,8 +117,20 @@ CREATE TABLE audit_trail.archived_partitions (
     archived_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- The parent every archived partition inherits (retention attaches it when
+-- it archives): reading this table reads every archive, through one
+-- privilege check, with each archive's own indexes. It holds no row itself.
+-- Readers go through the view audit_trail.archived_events (sql/query.sql).
+-- Made LIKE the log, so that it has the log's columns; an update script
+-- that adds a column to the log adds it here too (ALTER TABLE recurses to
+-- the archives).
+CREATE TABLE audit_trail._archived (LIKE audit_trail.events);
+COMMENT ON TABLE audit_trail._archived IS
+  'Parent of the archived partitions (schema audit_trail_archive); empty itself. Read audit_trail.archived_events.';
+
 REVOKE ALL ON audit_trail.events, audit_trail.events_default, audit_trail.config,
-              audit_trail.table_names, audit_trail.archived_partitions, audit_trail.events_id_seq FROM PUBLIC;
+              audit_trail.table_names, audit_trail.archived_partitions, audit_trail.events_id_seq,
+              audit_trail._archived FROM PUBLIC;
 
 -- pg_dump carries the data of these extension tables; time partitions are
 -- ordinary tables (made by maintain(), not by this script) and dumped as such.

@@ -71,6 +71,7 @@ extension_sql_file!(
         "config",
         "redact_json_keys_function",
         read_log::log_read,
+        read_log::log_read_for_tenant,
         read_log::log_reads_all,
         read_log::log_reads_export,
         settings::redact_patterns_sql,

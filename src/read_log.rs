@@ -4,7 +4,8 @@
 //! event.
 
 use crate::identity::with_pinned_search_path;
-use crate::writer::{write_one, Event};
+use crate::context::Context;
+use crate::writer::{write_one, write_one_in, Event};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
@@ -26,6 +27,17 @@ fn log_reads_export() -> bool {
 /// nothing can be written, the read goes unrecorded.
 #[pg_extern(volatile, name = "_log_read")]
 fn log_read(action: &str, details: pgrx::JsonB) -> Option<i64> {
+    record_read(action, details, None)
+}
+
+/// `_log_read` for a read confined to one tenant (an export with a tenant
+/// filter): the event is that tenant's, whatever the session's context says.
+#[pg_extern(volatile, name = "_log_read")]
+fn log_read_for_tenant(action: &str, details: pgrx::JsonB, tenant: Option<&str>) -> Option<i64> {
+    record_read(action, details, tenant)
+}
+
+fn record_read(action: &str, details: pgrx::JsonB, tenant: Option<&str>) -> Option<i64> {
     if action != "AUDIT_LOG_ACCESSED" && action != "AUDIT_LOG_EXPORTED" {
         ereport!(
             PgLogLevel::ERROR,
@@ -60,5 +72,13 @@ fn log_read(action: &str, details: pgrx::JsonB) -> Option<i64> {
             "audit_trail.log_reads asks for this read to be recorded; read outside a READ ONLY transaction."
         );
     }
-    Some(write_one(action, Some("audit_trail.events"), Event::about(None, None, details.into_datum())))
+    let event = Event::about(None, None, details.into_datum());
+    Some(match tenant {
+        None => write_one(action, Some("audit_trail.events"), event),
+        Some(t) => {
+            let mut ctx = Context::current();
+            ctx.tenant = Some(t.to_string());
+            write_one_in(&ctx, action, Some("audit_trail.events"), event)
+        }
+    })
 }

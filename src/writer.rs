@@ -389,7 +389,12 @@ pub fn write_one_as(actor: Option<&str>, action: &str, entity_type: Option<&str>
     if let Some(a) = actor {
         ctx.actor = a.to_string();
     }
-    let mut w = Writer::new(&ctx, action, None, entity_type);
+    write_one_in(&ctx, action, entity_type, event)
+}
+
+/// write_one under a context the caller made (a read recorded as a tenant's).
+pub fn write_one_in(ctx: &Context, action: &str, entity_type: Option<&str>, event: Event) -> i64 {
+    let mut w = Writer::new(ctx, action, None, entity_type);
     w.pending.push(event);
     w.finish().unwrap_or_else(|| error!("pg_audit_trail: the event was not written"))
 }
