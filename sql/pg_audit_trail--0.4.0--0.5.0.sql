@@ -21,7 +21,9 @@ DO $$
 DECLARE
     users text;
 BEGIN
-    SELECT string_agg(DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid), ', ') INTO users
+    SELECT string_agg(DISTINCT CASE WHEN d.classid = 'pg_rewrite'::regclass
+                                    THEN (SELECT 'view ' || r.ev_class::regclass FROM pg_rewrite r WHERE r.oid = d.objid)
+                                    ELSE pg_describe_object(d.classid, d.objid, d.objsubid) END, ', ') INTO users
     FROM pg_depend d
     WHERE d.refclassid = 'pg_proc'::regclass
       AND d.refobjid IN ('audit_trail.search(text[], text[], text, text, timestamptz, timestamptz, text, text, int, int, bigint)'::regprocedure,
