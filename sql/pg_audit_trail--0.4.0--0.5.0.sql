@@ -46,6 +46,29 @@ FROM pg_proc p
 WHERE p.oid IN ('audit_trail.search(text[], text[], text, text, timestamptz, timestamptz, text, text, int, int, bigint)'::regprocedure,
                 'audit_trail.count(text[], text[], text, text, timestamptz, timestamptz, text, text)'::regprocedure,
                 'audit_trail.export(text, text[], text[], text, text, timestamptz, timestamptz, text, text)'::regprocedure);
+-- The indexes of the new filters (audit_trail._index_partition), on every
+-- partition of the log: actors, request_id, txid. Built here, one partition
+-- at a time; each holds a lock that makes writers to that partition wait
+-- until its indexes are built (see the README's Upgrades).
+DO $$
+DECLARE
+    p record;
+BEGIN
+    FOR p IN
+        SELECT c.oid::regclass AS rel, c.relname::text AS name
+        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = 'audit_trail.events'::regclass
+        ORDER BY c.relname
+    LOOP
+        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (lower(actor), id) WITH (deduplicate_items = off)',
+                       p.name || '_actor', p.rel);
+        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (request_id, id) WITH (deduplicate_items = off) '
+                       'WHERE request_id IS NOT NULL', p.name || '_request', p.rel);
+        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING brin (txid) WITH (pages_per_range = 32, autosummarize = on)',
+                       p.name || '_txid', p.rel);
+    END LOOP;
+END
+$$;
 -- Archived partitions become children of audit_trail._archived, which
 -- audit_trail.archived_events reads. Made LIKE the log as it is now: keep
 -- this after any section that adds a column to audit_trail.events. An
@@ -104,6 +127,48 @@ DROP FUNCTION audit_trail.export(text,text[],text[],text,text,timestamptz,timest
 
 -- removed
 DROP FUNCTION audit_trail.search(text[],text[],text,text,timestamptz,timestamptz,text,text,int,int,bigint);
+
+-- changed
+CREATE OR REPLACE FUNCTION audit_trail._index_partition(rel regclass) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    name text := (SELECT relname FROM pg_class WHERE oid = rel);
+BEGIN
+    -- Newest-first listing and keyset paging.
+    -- Keys are unique (they end in id), so deduplication would only cost
+    -- the writer work at every page split. Ids only ever grow, so the index
+    -- grows at its right edge, where a split leaves the left page as full as
+    -- fillfactor says and nothing ever fills it further: 100, not 90.
+    EXECUTE format('CREATE INDEX %I ON %s (id) WITH (deduplicate_items = off, fillfactor = 100)', name || '_id', rel);
+    -- history(), entity filters and row_as_of(). It is a third of what an
+    -- event costs to write, so a DBA whose readers never ask by entity may
+    -- leave it out (audit_trail.index_entities). current_setting(), not
+    -- _setting(): this also runs inside CREATE EXTENSION, before the
+    -- library is loaded, when the setting may be a placeholder ('off' still
+    -- casts) or not there at all (NULL: on).
+    -- The filters of search() that a newest-first scan cannot serve
+    -- (API §12). An actor's events, newest first, without reading
+    -- everyone's: actors match whatever the case, hence lower(actor).
+    EXECUTE format('CREATE INDEX %I ON %s (lower(actor), id) WITH (deduplicate_items = off)', name || '_actor', rel);
+    -- A request's events: only events that carry a request id pay for it.
+    EXECUTE format('CREATE INDEX %I ON %s (request_id, id) WITH (deduplicate_items = off) '
+                   'WHERE request_id IS NOT NULL', name || '_request', rel);
+    -- A transaction's events. Transaction ids grow with the log, so a block
+    -- range index finds them for almost nothing per write.
+    EXECUTE format('CREATE INDEX %I ON %s USING brin (txid) WITH (pages_per_range = 32, autosummarize = on)',
+                   name || '_txid', rel);
+    IF coalesce(nullif(current_setting('audit_trail.index_entities', true), '')::boolean, true) THEN
+        EXECUTE format('CREATE INDEX %I ON %s (entity_type, entity_id, id) WITH (deduplicate_items = off)',
+                       name || '_entity', rel);
+        -- history() from a row's old key on to its new one: only the
+        -- UPDATEs that changed a key are in it (details.previous_entity_id).
+        EXECUTE format('CREATE INDEX %I ON %s (entity_type, (details ->> ''previous_entity_id''), id) '
+                       'WHERE details ? ''previous_entity_id''', name || '_rekeyed', rel);
+    END IF;
+END
+$$;
 
 -- new
 CREATE  FUNCTION "_log_read"(

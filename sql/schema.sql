@@ -65,6 +65,17 @@ BEGIN
     -- _setting(): this also runs inside CREATE EXTENSION, before the
     -- library is loaded, when the setting may be a placeholder ('off' still
     -- casts) or not there at all (NULL: on).
+    -- The filters of search() that a newest-first scan cannot serve
+    -- (API §12). An actor's events, newest first, without reading
+    -- everyone's: actors match whatever the case, hence lower(actor).
+    EXECUTE format('CREATE INDEX %I ON %s (lower(actor), id) WITH (deduplicate_items = off)', name || '_actor', rel);
+    -- A request's events: only events that carry a request id pay for it.
+    EXECUTE format('CREATE INDEX %I ON %s (request_id, id) WITH (deduplicate_items = off) '
+                   'WHERE request_id IS NOT NULL', name || '_request', rel);
+    -- A transaction's events. Transaction ids grow with the log, so a block
+    -- range index finds them for almost nothing per write.
+    EXECUTE format('CREATE INDEX %I ON %s USING brin (txid) WITH (pages_per_range = 32, autosummarize = on)',
+                   name || '_txid', rel);
     IF coalesce(nullif(current_setting('audit_trail.index_entities', true), '')::boolean, true) THEN
         EXECUTE format('CREATE INDEX %I ON %s (entity_type, entity_id, id) WITH (deduplicate_items = off)',
                        name || '_entity', rel);
