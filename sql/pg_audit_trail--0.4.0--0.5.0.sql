@@ -232,8 +232,14 @@ BEGIN
                     OR strpos(lower(entity_label), lower($7)) > 0 OR strpos(lower(details::text), lower($7)) > 0)');
     END IF;
     IF tenant IS NOT NULL THEN w := array_append(w, 'tenant = $8'); END IF;
-    -- Exact, whatever the case: $9 is the list lower-cased (_filter_values).
-    IF actors IS NOT NULL THEN w := array_append(w, 'lower(actor) = ANY ($9)'); END IF;
+    -- Exact, whatever the case: $9 is the list lower-cased. One actor (the
+    -- usual page) is an equality, which the actor index reads newest first
+    -- (up to PostgreSQL 16, = ANY cannot be read in index order).
+    IF cardinality(actors) = 1 THEN
+        w := array_append(w, 'lower(actor) = ($9)[1]');
+    ELSIF actors IS NOT NULL THEN
+        w := array_append(w, 'lower(actor) = ANY ($9)');
+    END IF;
     IF request_id IS NOT NULL THEN w := array_append(w, 'request_id = $10'); END IF;
     IF txid IS NOT NULL THEN w := array_append(w, 'txid = $11'); END IF;
     IF exclude_actions IS NOT NULL THEN w := array_append(w, 'upper(action) <> ALL ($12)'); END IF;

@@ -97,6 +97,12 @@ SELECT pg_temp.try('SELECT * FROM audit_trail.search(page => 0)');
 SELECT pg_temp.try('SELECT * FROM audit_trail.search(page_size => 1001)');
 SELECT pg_temp.try('SELECT * FROM audit_trail.search(since => ''2026-02-01'', until => ''2026-01-01'')');
 SELECT pg_temp.try('SELECT * FROM audit_trail.export(format => ''xml'')');
+-- API §12's arguments (all of them in 21_reading).
+SELECT pg_temp.try('SELECT * FROM audit_trail.search(before_id => 2, after_id => 1)');
+SELECT pg_temp.try('SELECT * FROM audit_trail.search(operations => ''{MERGE}'')');
+SELECT pg_temp.try('SELECT * FROM audit_trail.search(exclude_actions => ''{NULL}'')');
+SELECT pg_temp.try('SELECT * FROM audit_trail.export(columns => ''{id,colour}'')');
+SELECT pg_temp.try('SELECT * FROM audit_trail.export(timezone => ''Mars/Olympus_Mons'')');
 SELECT pg_temp.try('SELECT audit_trail.row_as_of(''keyless'', ''1'', now())');
 SELECT pg_temp.try('SELECT * FROM audit_trail.apply_retention(keep => ''-1 day'')');
 -- Recording a read: only the two read actions (22023), only by a reader
@@ -105,7 +111,9 @@ SELECT pg_temp.try('SELECT audit_trail._log_read(''AUDIT_ENABLED'', ''{}'')');
 SET ROLE errs_outsider;
 SELECT pg_temp.try('SELECT count(*) FROM audit_trail.events');
 SELECT pg_temp.try('SELECT * FROM audit_trail.search()');
+SELECT pg_temp.try('SELECT count(*) FROM audit_trail.archived_events');
 SELECT pg_temp.try('SELECT audit_trail._log_read(''AUDIT_LOG_ACCESSED'', ''{}'')');
+SELECT pg_temp.try('SELECT audit_trail._log_read(''AUDIT_LOG_EXPORTED'', ''{}'', ''a-tenant'')');
 RESET ROLE;
 
 \echo '4. the trail is append-only, and closed'
