@@ -61,6 +61,7 @@ declare -A QUERIES=(
   [13_after_id]="SELECT count(*) FROM audit_trail.search(after_id => $deep)"
   [14_q_details]="SELECT count(*) FROM audit_trail.search(q => 'user7@')"
   [15_count_request]="SELECT audit_trail.count(request_id => '$req')"
+  [16_two_actors]="SELECT count(*) FROM audit_trail.search(actors => '{user7@example.com,user8@example.com}')"
 )
 declare -A LABEL=(
   [1_first_page]="search(): first page, no filter"
@@ -78,11 +79,13 @@ declare -A LABEL=(
   [13_after_id]="search(): keyset Previous (after_id) 10,000 pages deep"
   [14_q_details]="search(): first page, q (details too)"
   [15_count_request]="count() of one request"
+  [16_two_actors]="search(): first page, actors (two, = ANY)"
 )
 declare -A TARGET=([1_first_page]="< 10 ms" [2_action_entity_type]="< 10 ms" [3_seven_days]="< 10 ms"
   [4_keyset_10000_pages_deep]="< 10 ms" [5_history]="< 5 ms" [6_count_seven_days]="< 1 s" [7_page_100_offset]=""
   [8_actors]="< 10 ms" [9_request_id]="< 10 ms" [10_txid]="< 10 ms" [11_exclude_actions]="< 10 ms"
-  [12_operations]="< 10 ms" [13_after_id]="< 10 ms" [14_q_details]="" [15_count_request]="< 10 ms")
+  [12_operations]="< 10 ms" [13_after_id]="< 10 ms" [14_q_details]="" [15_count_request]="< 10 ms"
+  [16_two_actors]="< 10 ms")
 {
   echo
   echo "## Reading the trail ($EVENTS events, 7 monthly partitions, $(q -c "SELECT pg_size_pretty(sum(total_bytes)) FROM audit_trail.partitions"))"
@@ -106,7 +109,7 @@ done
     "SELECT * FROM audit_trail.events WHERE id < $deep ORDER BY id DESC LIMIT 50" \
     "SELECT e.* FROM audit_trail._names_of('orders') n JOIN audit_trail.events e ON e.entity_type = n.entity_type AND e.entity_id = '$ent' AND e.occurred_at >= n.valid_from AND (n.valid_until IS NULL OR e.occurred_at < n.valid_until) ORDER BY e.id" \
     "SELECT count(*) FROM audit_trail.events WHERE occurred_at >= now() - interval '7 days' AND upper(action) <> ALL ('{AUDIT_LOG_ACCESSED,AUDIT_LOG_EXPORTED}')" \
-    "SELECT * FROM audit_trail.events WHERE upper(action) <> ALL ('{AUDIT_LOG_ACCESSED,AUDIT_LOG_EXPORTED}') AND lower(actor) = ANY ('{user7@example.com}') ORDER BY id DESC LIMIT 50" \
+    "SELECT * FROM audit_trail.events WHERE upper(action) <> ALL ('{AUDIT_LOG_ACCESSED,AUDIT_LOG_EXPORTED}') AND lower(actor) = 'user7@example.com' ORDER BY id DESC LIMIT 50" \
     "SELECT * FROM audit_trail.events WHERE upper(action) <> ALL ('{AUDIT_LOG_ACCESSED,AUDIT_LOG_EXPORTED}') AND request_id = '$req' ORDER BY id DESC LIMIT 50" \
     "SELECT * FROM audit_trail.events WHERE upper(action) <> ALL ('{AUDIT_LOG_ACCESSED,AUDIT_LOG_EXPORTED}') AND txid = $tx ORDER BY id DESC LIMIT 50" \
     "SELECT * FROM (SELECT * FROM audit_trail.events WHERE upper(action) <> ALL ('{AUDIT_LOG_ACCESSED,AUDIT_LOG_EXPORTED}') AND id > $deep ORDER BY id LIMIT 50) p ORDER BY id DESC"; do

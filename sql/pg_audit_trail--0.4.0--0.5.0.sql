@@ -338,16 +338,27 @@ BEGIN
     IF archived IS NULL THEN
         RAISE EXCEPTION 'archived must be true or false, not NULL' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    sql := 'SELECT e.* FROM ' || audit_trail._source(archived) || ' WHERE '
-        || audit_trail._where(actions, entity_types, entity_id, actor, since, until, q, tenant,
-                              actors, request_id, txid, exclude_actions, operations);
+    sql := audit_trail._where(actions, entity_types, entity_id, actor, since, until, q, tenant,
+                              actors, request_id, txid, exclude_actions, operations)
+        || CASE WHEN after_id IS NOT NULL THEN ' AND id > $15'
+                WHEN before_id IS NOT NULL THEN ' AND id < $14' ELSE '' END;
+    IF cardinality(actors) > 1 THEN
+        -- Several actors: each one's newest events through the actor index
+        -- (= ANY cannot be read in index order), then the page of them all.
+        -- Same rows as the filter alone: the equality only picks the index.
+        sql := 'SELECT x.* FROM (SELECT DISTINCT k FROM unnest($9) k) a(actor_key) CROSS JOIN LATERAL (SELECT e.* FROM '
+            || audit_trail._source(archived) || ' WHERE ' || sql || ' AND lower(actor) = a.actor_key ORDER BY id '
+            || CASE WHEN after_id IS NOT NULL THEN '' ELSE 'DESC' END || ' LIMIT $18) x';
+    ELSE
+        sql := 'SELECT e.* FROM ' || audit_trail._source(archived) || ' WHERE ' || sql;
+    END IF;
     -- Keyset paging ignores page: its cost does not grow with depth.
     IF after_id IS NOT NULL THEN
         -- "Previous": the page_size events just newer than after_id, read
         -- upwards from it, then shown newest first like every page.
-        sql := 'SELECT p.* FROM (' || sql || ' AND id > $15 ORDER BY id LIMIT $16) p ORDER BY p.id DESC';
+        sql := 'SELECT p.* FROM (' || sql || ' ORDER BY id LIMIT $16) p ORDER BY p.id DESC';
     ELSIF before_id IS NOT NULL THEN
-        sql := sql || ' AND id < $14 ORDER BY id DESC LIMIT $16';
+        sql := sql || ' ORDER BY id DESC LIMIT $16';
     ELSE
         sql := sql || ' ORDER BY id DESC LIMIT $16 OFFSET $17';
     END IF;
@@ -355,7 +366,8 @@ BEGIN
         USING audit_trail._upper_all(actions), entity_types, entity_id, actor, since, until, q, tenant,
               audit_trail._lower_all(actors), request_id, txid, audit_trail._upper_all(exclude_actions),
               audit_trail._upper_all(operations),
-              before_id, after_id, page_size, (page - 1)::bigint * page_size;
+              before_id, after_id, page_size, (page - 1)::bigint * page_size,
+              CASE WHEN before_id IS NULL AND after_id IS NULL THEN page::bigint * page_size ELSE page_size END;
     IF audit_trail._log_reads_all() THEN
         PERFORM audit_trail._log_read('AUDIT_LOG_ACCESSED',
             jsonb_build_object('function', 'search')
