@@ -173,6 +173,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     sql text;
+    keyset text;
 BEGIN
     IF page IS NULL OR page < 1 THEN
         RAISE EXCEPTION 'page must be 1 or more, not %', coalesce(page::text, 'NULL')
@@ -190,19 +191,23 @@ BEGIN
     IF archived IS NULL THEN
         RAISE EXCEPTION 'archived must be true or false, not NULL' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    keyset := CASE WHEN after_id IS NOT NULL THEN ' AND id > $15'
+                   WHEN before_id IS NOT NULL THEN ' AND id < $14' ELSE '' END;
     sql := audit_trail._where(actions, entity_types, entity_id, actor, since, until, q, tenant,
-                              actors, request_id, txid, exclude_actions, operations)
-        || CASE WHEN after_id IS NOT NULL THEN ' AND id > $15'
-                WHEN before_id IS NOT NULL THEN ' AND id < $14' ELSE '' END;
+                              actors, request_id, txid, exclude_actions, operations);
     IF cardinality(actors) > 1 THEN
         -- Several actors: each one's newest events through the actor index
-        -- (= ANY cannot be read in index order), then the page of them all.
-        -- Same rows as the filter alone: the equality only picks the index.
+        -- (= ANY cannot be read in index order), then the page of them all:
+        -- the other filters, and lower(actor) equal to each of the list
+        -- (lower-cased in $9) in turn, are exactly the rows of the filter.
         sql := 'SELECT x.* FROM (SELECT DISTINCT k FROM unnest($9) k) a(actor_key) CROSS JOIN LATERAL (SELECT e.* FROM '
-            || audit_trail._source(archived) || ' WHERE ' || sql || ' AND lower(actor) = a.actor_key ORDER BY id '
+            || audit_trail._source(archived) || ' WHERE '
+            || audit_trail._where(actions, entity_types, entity_id, actor, since, until, q, tenant,
+                                  NULL, request_id, txid, exclude_actions, operations)
+            || keyset || ' AND lower(actor) = a.actor_key ORDER BY id '
             || CASE WHEN after_id IS NOT NULL THEN '' ELSE 'DESC' END || ' LIMIT $18) x';
     ELSE
-        sql := 'SELECT e.* FROM ' || audit_trail._source(archived) || ' WHERE ' || sql;
+        sql := 'SELECT e.* FROM ' || audit_trail._source(archived) || ' WHERE ' || sql || keyset;
     END IF;
     -- Keyset paging ignores page: its cost does not grow with depth.
     IF after_id IS NOT NULL THEN
