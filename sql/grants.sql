@@ -62,3 +62,15 @@ GRANT EXECUTE ON FUNCTION audit_trail._after_ddl(), audit_trail._before_drop(tex
 GRANT EXECUTE ON FUNCTION audit_trail._ddl_subcommands(pg_ddl_command) TO PUBLIC;
 -- Whether capture is whole is no secret either (tracked.capture_ok).
 GRANT EXECUTE ON FUNCTION audit_trail.check(), audit_trail._capture_ok(regclass) TO PUBLIC;
+-- The feed (API §10) runs as its caller, who needs SELECT on
+-- audit_trail.events: these helpers only take positions apart and compare
+-- them, and the token that ends a position is no secret.
+GRANT EXECUTE ON FUNCTION audit_trail._feed_now(),
+                          audit_trail._feed_parse(text, text),
+                          audit_trail._feed_covers(pg_snapshot, pg_snapshot),
+                          audit_trail._feed_batch(pg_snapshot, pg_snapshot, timestamptz, bigint, bigint),
+                          audit_trail._feed_key(pg_snapshot, pg_snapshot, bigint),
+                          audit_trail._feed_resume_key(pg_snapshot, pg_snapshot, bigint),
+                          audit_trail._feed_range(text, text)
+   TO PUBLIC;
+GRANT SELECT ON audit_trail.feed_origin TO PUBLIC;
