@@ -58,7 +58,8 @@ CREATE TABLE audit_trail.alert_state (
     checked_at timestamptz
 );
 CREATE TABLE audit_trail.alert_window (
-    rule        text        NOT NULL REFERENCES audit_trail.alert_rules (name) ON DELETE CASCADE ON UPDATE CASCADE,
+    -- (No foreign key: add_alert and drop_alert clear a rule's window.)
+    rule        text        NOT NULL,
     key         text        NOT NULL,
     event_id    bigint      NOT NULL,
     occurred_at timestamptz NOT NULL,
@@ -436,6 +437,7 @@ BEGIN
     replaced := EXISTS (SELECT FROM audit_trail.alert_rules r WHERE r.name = add_alert.name);
     -- A replaced rule starts over: its window held events of the old rule.
     DELETE FROM audit_trail.alert_rules r WHERE r.name = add_alert.name;
+    DELETE FROM audit_trail.alert_window w WHERE w.rule = add_alert.name;
     INSERT INTO audit_trail.alert_rules (name, actions, entity_types, changed_any, threshold, within, per)
     VALUES (add_alert.name, acts, add_alert.entity_types, add_alert.changed_any, add_alert.threshold, add_alert.within, add_alert.per);
     rule := jsonb_build_object('actions', acts, 'entity_types', entity_types, 'changed_any', changed_any,
@@ -458,6 +460,7 @@ BEGIN
         RAISE EXCEPTION 'pg_audit_trail: there is no alert "%"', name
             USING ERRCODE = 'undefined_object';
     END IF;
+    DELETE FROM audit_trail.alert_window w WHERE w.rule = drop_alert.name;
     PERFORM audit_trail._write_system_event_about('AUDIT_CONFIG_CHANGED', 'audit_trail.alert', name,
         jsonb_build_object('alert', name, 'change', 'dropped'));
 END
