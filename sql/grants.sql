@@ -62,3 +62,17 @@ GRANT EXECUTE ON FUNCTION audit_trail._after_ddl(), audit_trail._before_drop(tex
 GRANT EXECUTE ON FUNCTION audit_trail._ddl_subcommands(pg_ddl_command) TO PUBLIC;
 -- Whether capture is whole is no secret either (tracked.capture_ok).
 GRANT EXECUTE ON FUNCTION audit_trail.check(), audit_trail._capture_ok(regclass) TO PUBLIC;
+-- The sealed trail (sql/seal.sql): verify(), checkpoint() and
+-- verify_checkpoint() run as their caller, who must read the log and the
+-- seal tables (_may_verify checks); these helpers compute only from their
+-- arguments or read as the caller. _seal_events (writes seals) and
+-- _checkpoint_note (signs with the server's key whatever it is given) are
+-- not among them: seal() and checkpoint() are the owner's.
+GRANT EXECUTE ON FUNCTION audit_trail._may_seal(), audit_trail._may_verify(),
+                          audit_trail._event_leaf(bigint, timestamptz, bigint, text[]),
+                          audit_trail._event_bytes(bigint, timestamptz, bigint, text[]),
+                          audit_trail._seal_root(bytea, bigint, timestamptz, bigint, bytea, text),
+                          audit_trail._verify_events(bigint, text, text, bytea),
+                          audit_trail._checkpoint_read(text, text),
+                          audit_trail._hex(bytea)
+   TO PUBLIC;
