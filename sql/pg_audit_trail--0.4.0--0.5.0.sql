@@ -9,7 +9,592 @@
 -- audited table. Each feature's part has its own section below; keep them in
 -- the order the functions that follow need them.
 
--- @TABLES@ (none yet)
+-- == The feed and alerts (API §10) ==
+-- feed(): where this database's transaction ids begin for the log. An
+-- update keeps every event feedable: '-infinity' (a fresh install, and so a
+-- restore, takes its own moment; see sql/schema.sql).
+CREATE TABLE audit_trail.feed_origin (
+    token    text        NOT NULL,
+    restored timestamptz NOT NULL
+);
+CREATE UNIQUE INDEX feed_origin_one ON audit_trail.feed_origin ((true));
+INSERT INTO audit_trail.feed_origin
+SELECT substr(md5(random()::text || clock_timestamp()::text || pg_backend_pid()), 1, 12), '-infinity';
+REVOKE ALL ON audit_trail.feed_origin FROM PUBLIC;
+-- The txid index on every time partition and the default one, as
+-- _index_partition (replaced below) now makes it. Archived partitions are
+-- outside the feed.
+DO $$
+DECLARE
+    p regclass;
+BEGIN
+    FOR p IN
+        SELECT i.inhrelid::regclass FROM pg_inherits i WHERE i.inhparent = 'audit_trail.events'::regclass
+    LOOP
+        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (txid)',
+                       (SELECT relname FROM pg_class WHERE oid = p) || '_txid', p);
+    END LOOP;
+END
+$$;
+-- Alerts: the rules, where check_alerts() stands, the events in windows.
+CREATE TABLE audit_trail.alert_rules (
+    name         text        PRIMARY KEY,
+    -- Upper-cased; an event matches when its action or its operation is one.
+    actions      text[]      NOT NULL,
+    entity_types text[],
+    changed_any  text[],
+    threshold    integer     NOT NULL,
+    within       interval    NOT NULL,
+    per          text,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    created_by   text        NOT NULL DEFAULT session_user,
+    CHECK (threshold >= 1),
+    CHECK (within > interval '0'),
+    CHECK (per IN ('actor', 'client_ip', 'tenant', 'entity', 'transaction'))
+);
+CREATE TABLE audit_trail.alert_state (
+    one      boolean PRIMARY KEY DEFAULT true CHECK (one),
+    position text    NOT NULL,
+    checked_at timestamptz
+);
+CREATE TABLE audit_trail.alert_window (
+    rule        text        NOT NULL REFERENCES audit_trail.alert_rules (name) ON DELETE CASCADE ON UPDATE CASCADE,
+    key         text        NOT NULL,
+    event_id    bigint      NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    PRIMARY KEY (rule, key, event_id)
+);
+REVOKE ALL ON audit_trail.alert_rules, audit_trail.alert_state, audit_trail.alert_window FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('audit_trail.alert_rules', '');
+SELECT pg_catalog.pg_extension_config_dump('audit_trail.alert_window', '');
+
+-- Functions: new, changed (same signature: replaced in place) and gone.
+-- Their text is the 0.5.0 install script's (sql/*.sql and the Rust side).
+-- changed
+CREATE OR REPLACE FUNCTION audit_trail._index_partition(rel regclass) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    name text := (SELECT relname FROM pg_class WHERE oid = rel);
+BEGIN
+    -- Newest-first listing and keyset paging.
+    -- Keys are unique (they end in id), so deduplication would only cost
+    -- the writer work at every page split. Ids only ever grow, so the index
+    -- grows at its right edge, where a split leaves the left page as full as
+    -- fillfactor says and nothing ever fills it further: 100, not 90.
+    EXECUTE format('CREATE INDEX %I ON %s (id) WITH (deduplicate_items = off, fillfactor = 100)', name || '_id', rel);
+    -- history(), entity filters and row_as_of(). It is a third of what an
+    -- event costs to write, so a DBA whose readers never ask by entity may
+    -- leave it out (audit_trail.index_entities). current_setting(), not
+    -- _setting(): this also runs inside CREATE EXTENSION, before the
+    -- library is loaded, when the setting may be a placeholder ('off' still
+    -- casts) or not there at all (NULL: on).
+    IF coalesce(nullif(current_setting('audit_trail.index_entities', true), '')::boolean, true) THEN
+        EXECUTE format('CREATE INDEX %I ON %s (entity_type, entity_id, id) WITH (deduplicate_items = off)',
+                       name || '_entity', rel);
+        -- history() from a row's old key on to its new one: only the
+        -- UPDATEs that changed a key are in it (details.previous_entity_id).
+        EXECUTE format('CREATE INDEX %I ON %s (entity_type, (details ->> ''previous_entity_id''), id) '
+                       'WHERE details ? ''previous_entity_id''', name || '_rekeyed', rel);
+    END IF;
+    -- feed() and seal(): the events of given transactions (API §10). Many
+    -- events share a transaction, so deduplication keeps it small.
+    EXECUTE format('CREATE INDEX %I ON %s (txid)', name || '_txid', rel);
+END
+$$;
+
+-- new
+CREATE FUNCTION audit_trail._feed_now() RETURNS pg_snapshot
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s pg_snapshot := pg_current_snapshot();
+    me xid8 := pg_current_xact_id_if_assigned();
+BEGIN
+    IF me IS NULL OR NOT pg_visible_in_snapshot(me, s) THEN
+        RETURN s;
+    END IF;
+    RETURN format('%s:%s:%s',
+                  least(pg_snapshot_xmin(s)::text::bigint, me::text::bigint),
+                  pg_snapshot_xmax(s),
+                  (SELECT string_agg(x, ',' ORDER BY x::bigint)
+                   FROM (SELECT x::text AS x FROM pg_snapshot_xip(s) x UNION SELECT me::text) u))::pg_snapshot;
+END
+$$;
+
+-- new
+CREATE FUNCTION audit_trail.feed_position() RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT audit_trail._feed_now()::text || '/' || o.token FROM audit_trail.feed_origin o
+$$;
+COMMENT ON FUNCTION audit_trail.feed_position() IS
+  'Where the committed trail stands now: a position for audit_trail.feed().';
+
+-- new
+CREATE FUNCTION audit_trail._feed_parse(pos text, what text)
+RETURNS TABLE(base pg_snapshot, part pg_snapshot, last_id bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    bits text[] := string_to_array(pos, '/');
+    token text := (SELECT o.token FROM audit_trail.feed_origin o);
+    n int := coalesce(array_length(bits, 1), 0);
+BEGIN
+    IF pos IS NULL THEN
+        RAISE EXCEPTION 'pg_audit_trail: % must not be NULL', what
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'A consumer starts from audit_trail.feed_position().';
+    END IF;
+    IF n NOT IN (2, 4) THEN
+        RAISE EXCEPTION 'pg_audit_trail: % "%" is not a feed position', what, pos
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Positions come from audit_trail.feed_position() or audit_trail.feed_position_after().';
+    END IF;
+    IF bits[n] IS DISTINCT FROM token THEN
+        RAISE EXCEPTION 'pg_audit_trail: % "%" was taken in another database', what, pos
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('This database''s positions end in "/%s"; a restored or copied database starts a new series, since transaction ids are the cluster''s.', token),
+                  HINT = 'Start again from audit_trail.feed_position(); the events restored with the database are not fed again.';
+    END IF;
+    BEGIN
+        base := bits[1]::pg_snapshot;
+        IF n = 4 THEN
+            part := bits[2]::pg_snapshot;
+            last_id := bits[3]::bigint;
+        END IF;
+    EXCEPTION WHEN data_exception THEN
+        RAISE EXCEPTION 'pg_audit_trail: % "%" is not a feed position', what, pos
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = SQLERRM;
+    END;
+    RETURN NEXT;
+END
+$$;
+
+-- new
+CREATE FUNCTION audit_trail._feed_covers(b pg_snapshot, a pg_snapshot) RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_snapshot_xmax(a) <= pg_snapshot_xmax(b)
+       AND NOT EXISTS (SELECT FROM pg_snapshot_xip(b) x WHERE pg_visible_in_snapshot(x, a))
+$$;
+
+-- new
+CREATE FUNCTION audit_trail._feed_batch(lo pg_snapshot, hi pg_snapshot, after_key timestamptz, after_id bigint, lim bigint)
+RETURNS SETOF audit_trail.events
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+DECLARE
+    in_flight bigint[] := ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(lo) x);
+    lo_xmax bigint := pg_snapshot_xmax(lo)::text::bigint;
+    hi_xmax bigint := pg_snapshot_xmax(hi)::text::bigint;
+    restored timestamptz := (SELECT o.restored FROM audit_trail.feed_origin o);
+    by_commit boolean := current_setting('track_commit_timestamp')::boolean;
+BEGIN
+    IF cardinality(in_flight) = 0 THEN
+        -- Nothing was in flight at lo: one range (with an empty list the
+        -- planner may pick an index that has nothing to do with txid).
+        in_flight := NULL;
+    END IF;
+    RETURN QUERY
+    SELECT e.*
+    FROM audit_trail.events e
+    CROSS JOIN LATERAL (SELECT e.txid::text::xid8 AS x) t
+    CROSS JOIN LATERAL (SELECT coalesce(CASE WHEN by_commit
+                                             THEN pg_xact_commit_timestamp((e.txid % 4294967296)::text::xid) END,
+                                        '-infinity') AS k) c
+    WHERE (e.txid = ANY (coalesce(in_flight, ARRAY[lo_xmax])) OR (e.txid >= lo_xmax AND e.txid < hi_xmax))
+      AND pg_visible_in_snapshot(t.x, hi)
+      AND NOT pg_visible_in_snapshot(t.x, lo)
+      AND e.occurred_at >= restored
+      AND (after_id IS NULL OR (c.k, e.id) > (after_key, after_id))
+    ORDER BY c.k, e.id
+    LIMIT lim;
+END
+$$;
+
+-- new
+CREATE FUNCTION audit_trail._feed_key(lo pg_snapshot, hi pg_snapshot, event_id bigint) RETURNS timestamptz
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(CASE WHEN current_setting('track_commit_timestamp')::boolean
+                         THEN pg_xact_commit_timestamp((e.txid % 4294967296)::text::xid) END, '-infinity')
+    FROM audit_trail.events e, audit_trail.feed_origin o
+    WHERE e.id = event_id
+      AND pg_visible_in_snapshot(e.txid::text::xid8, hi)
+      AND NOT pg_visible_in_snapshot(e.txid::text::xid8, lo)
+      AND e.occurred_at >= o.restored
+$$;
+
+-- new
+CREATE FUNCTION audit_trail._feed_resume_key(base pg_snapshot, part pg_snapshot, last_id bigint) RETURNS timestamptz
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k timestamptz := audit_trail._feed_key(base, part, last_id);
+BEGIN
+    IF k IS NULL THEN
+        RAISE EXCEPTION 'pg_audit_trail: event % of position since is no longer in the log', last_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Retention removed it, so the rest of its batch cannot be told from what was read.',
+                  HINT = format('Go on after its batch from position %L.', part::text || '/' || (SELECT o.token FROM audit_trail.feed_origin o));
+    END IF;
+    RETURN k;
+END
+$$;
+
+-- new
+CREATE FUNCTION audit_trail._feed_range(since text, upto text)
+RETURNS TABLE(base pg_snapshot, part pg_snapshot, last_id bigint, hi pg_snapshot)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    now pg_snapshot := audit_trail._feed_now();
+    u record;
+BEGIN
+    SELECT * INTO base, part, last_id FROM audit_trail._feed_parse(since, 'since');
+    IF upto IS NULL THEN
+        hi := now;
+    ELSE
+        SELECT * INTO u FROM audit_trail._feed_parse(upto, 'upto');
+        IF u.part IS NOT NULL THEN
+            RAISE EXCEPTION 'pg_audit_trail: upto "%" is the middle of a batch', upto
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'upto is a position from audit_trail.feed_position().';
+        END IF;
+        hi := u.base;
+        IF NOT audit_trail._feed_covers(now, hi) THEN
+            RAISE EXCEPTION 'pg_audit_trail: upto "%" is newer than this transaction''s snapshot', upto
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('This transaction sees %s; events committed after it would be skipped.', now),
+                      HINT = 'In REPEATABLE READ or SERIALIZABLE, take the position in the same transaction.';
+        END IF;
+    END IF;
+    IF NOT audit_trail._feed_covers(coalesce(part, base), base)
+       OR NOT audit_trail._feed_covers(hi, coalesce(part, base)) THEN
+        RAISE EXCEPTION 'pg_audit_trail: since "%" is after upto "%"', since, coalesce(upto, hi::text)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = CASE WHEN upto IS NULL
+                              THEN 'since is newer than this transaction''s snapshot: in REPEATABLE READ, take positions in the same transaction.'
+                              ELSE 'Ask from the older position to the newer one.' END;
+    END IF;
+    RETURN NEXT;
+END
+$$;
+
+-- new
+CREATE FUNCTION audit_trail.feed(since text, upto text DEFAULT NULL, max_events integer DEFAULT NULL)
+RETURNS SETOF audit_trail.events
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    n bigint;
+    lim bigint := max_events;
+BEGIN
+    IF max_events IS NOT NULL AND max_events < 1 THEN
+        RAISE EXCEPTION 'pg_audit_trail: max_events must be at least 1, not %', max_events
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO r FROM audit_trail._feed_range(since, upto);
+    IF r.part IS NOT NULL THEN
+        -- The rest of a batch cut short, then what came after it.
+        RETURN QUERY SELECT * FROM audit_trail._feed_batch(r.base, r.part,
+            audit_trail._feed_resume_key(r.base, r.part, r.last_id), r.last_id, lim);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF lim IS NOT NULL THEN
+            lim := lim - n;
+            IF lim = 0 THEN
+                RETURN;
+            END IF;
+        END IF;
+        r.base := r.part;
+    END IF;
+    RETURN QUERY SELECT * FROM audit_trail._feed_batch(r.base, r.hi, NULL, NULL, lim);
+END
+$$;
+COMMENT ON FUNCTION audit_trail.feed(text, text, integer) IS
+  'The events committed after position since and visible at upto (default: now), in commit order then id.';
+
+-- new
+CREATE FUNCTION audit_trail.feed_position_after(since text, upto text, last_id bigint) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    token text := (SELECT o.token FROM audit_trail.feed_origin o);
+BEGIN
+    IF upto IS NULL OR last_id IS NULL THEN
+        RAISE EXCEPTION 'pg_audit_trail: feed_position_after needs upto and last_id'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'upto is the position the batch was read up to; last_id the id of its last event read.';
+    END IF;
+    SELECT * INTO r FROM audit_trail._feed_range(since, upto);
+    IF r.part IS NOT NULL AND audit_trail._feed_key(r.base, r.part, last_id) IS NOT NULL THEN
+        IF (audit_trail._feed_key(r.base, r.part, last_id), last_id)
+           < (audit_trail._feed_resume_key(r.base, r.part, r.last_id), r.last_id) THEN
+            RAISE EXCEPTION 'pg_audit_trail: event % was read before position since', last_id
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        RETURN format('%s/%s/%s/%s', r.base, r.part, last_id, token);
+    END IF;
+    IF audit_trail._feed_key(coalesce(r.part, r.base), r.hi, last_id) IS NULL THEN
+        RAISE EXCEPTION 'pg_audit_trail: event % is not one feed(since, upto) returns', last_id
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'last_id is the id of the last event of the batch that was read.';
+    END IF;
+    RETURN format('%s/%s/%s/%s', coalesce(r.part, r.base), r.hi, last_id, token);
+END
+$$;
+COMMENT ON FUNCTION audit_trail.feed_position_after(text, text, bigint) IS
+  'The position after event last_id of feed(since, upto): where to go on after a batch cut short by max_events.';
+
+-- new
+CREATE  FUNCTION "_write_system_event_about"(
+	"action" TEXT,
+	"entity_type" TEXT,
+	"entity_id" TEXT,
+	"details" jsonb
+) RETURNS bigint
+VOLATILE 
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'write_system_event_about_wrapper';
+
+-- new
+CREATE FUNCTION audit_trail.add_alert(
+    name text,
+    actions text[],
+    entity_types text[] DEFAULT NULL,
+    changed_any text[] DEFAULT NULL,
+    threshold integer DEFAULT 1,
+    within interval DEFAULT '1 minute',
+    per text DEFAULT NULL
+) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+-- The rule as recorded is the same whatever the session's settings.
+SET IntervalStyle = 'iso_8601'
+AS $$
+DECLARE
+    acts text[];
+    rule jsonb;
+    replaced boolean;
+BEGIN
+    IF name IS NULL OR btrim(name) = '' THEN
+        RAISE EXCEPTION 'pg_audit_trail: an alert needs a name'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF actions IS NULL OR cardinality(actions) = 0 OR array_position(actions, NULL) IS NOT NULL
+       OR EXISTS (SELECT FROM unnest(actions) a WHERE btrim(a) = '') THEN
+        RAISE EXCEPTION 'pg_audit_trail: alert "%" needs actions, each a name', name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Action names (LOGIN_FAILED) or row operations (INSERT, UPDATE, DELETE, TRUNCATE), in any case.';
+    END IF;
+    IF cardinality(entity_types) = 0 OR array_position(entity_types, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'pg_audit_trail: alert "%": entity_types is NULL (any) or a list of names', name
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF cardinality(changed_any) = 0 OR array_position(changed_any, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'pg_audit_trail: alert "%": changed_any is NULL (any change) or a list of column names', name
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    acts := ARRAY(SELECT DISTINCT upper(btrim(a)) FROM unnest(actions) a ORDER BY 1);
+    IF changed_any IS NOT NULL AND NOT 'UPDATE' = ANY (acts) THEN
+        RAISE EXCEPTION 'pg_audit_trail: alert "%": changed_any applies to UPDATE events only', name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Add UPDATE to actions.';
+    END IF;
+    IF threshold IS NULL OR threshold < 1 THEN
+        RAISE EXCEPTION 'pg_audit_trail: alert "%": threshold must be at least 1, not %', name, coalesce(threshold::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF within IS NULL OR within <= interval '0' THEN
+        RAISE EXCEPTION 'pg_audit_trail: alert "%": within must be a positive interval, not %', name, coalesce(within::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF per IS NOT NULL AND per NOT IN ('actor', 'client_ip', 'tenant', 'entity', 'transaction') THEN
+        RAISE EXCEPTION 'pg_audit_trail: alert "%": per "%" is not one of actor, client_ip, tenant, entity, transaction', name, per
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'NULL counts all matching events together.';
+    END IF;
+    -- First rule: the alerts start reading here (no backlog).
+    INSERT INTO audit_trail.alert_state (position) VALUES (audit_trail.feed_position())
+    ON CONFLICT (one) DO NOTHING;
+    replaced := EXISTS (SELECT FROM audit_trail.alert_rules r WHERE r.name = add_alert.name);
+    -- A replaced rule starts over: its window held events of the old rule.
+    DELETE FROM audit_trail.alert_rules r WHERE r.name = add_alert.name;
+    INSERT INTO audit_trail.alert_rules (name, actions, entity_types, changed_any, threshold, within, per)
+    VALUES (add_alert.name, acts, add_alert.entity_types, add_alert.changed_any, add_alert.threshold, add_alert.within, add_alert.per);
+    rule := jsonb_build_object('actions', acts, 'entity_types', entity_types, 'changed_any', changed_any,
+                               'threshold', threshold, 'within', within::text, 'per', per);
+    PERFORM audit_trail._write_system_event_about('AUDIT_CONFIG_CHANGED', 'audit_trail.alert', name,
+        jsonb_build_object('alert', name, 'change', CASE WHEN replaced THEN 'replaced' ELSE 'added' END, 'rule', rule));
+END
+$$;
+COMMENT ON FUNCTION audit_trail.add_alert(text, text[], text[], text[], integer, interval, text) IS
+  'Adds (or replaces) an alert rule that check_alerts() applies.';
+
+-- new
+CREATE FUNCTION audit_trail.drop_alert(name text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM audit_trail.alert_rules r WHERE r.name = drop_alert.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pg_audit_trail: there is no alert "%"', name
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    PERFORM audit_trail._write_system_event_about('AUDIT_CONFIG_CHANGED', 'audit_trail.alert', name,
+        jsonb_build_object('alert', name, 'change', 'dropped'));
+END
+$$;
+COMMENT ON FUNCTION audit_trail.drop_alert(text) IS 'Drops an alert rule.';
+
+-- new
+CREATE FUNCTION audit_trail._alert_key(per text, e audit_trail.events) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE per
+        WHEN 'actor' THEN e.actor
+        WHEN 'client_ip' THEN coalesce(host(e.client_ip), '')
+        WHEN 'tenant' THEN coalesce(e.tenant, '')
+        WHEN 'entity' THEN coalesce(e.entity_type, '') || ' ' || coalesce(e.entity_id, '')
+        WHEN 'transaction' THEN e.txid::text
+        ELSE '' END
+$$;
+
+-- new
+CREATE FUNCTION audit_trail.check_alerts()
+RETURNS TABLE(alert text, key text, events bigint, first_id bigint, last_id bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+-- An ALERT event's details read the same whatever the session's settings.
+SET IntervalStyle = 'iso_8601'
+SET TimeZone = 'UTC'
+AS $$
+DECLARE
+    st record;
+    upto text;
+    g record;
+    ts timestamptz[];
+    ids bigint[];
+    i int;
+    j int;
+    n int;
+    fired_id bigint;
+    channel text := audit_trail._setting('audit_trail.alert_channel');
+BEGIN
+    -- One run at a time: a second one waits here, then reads from where the
+    -- first stopped (READ COMMITTED re-reads the locked row).
+    SELECT s.position INTO st FROM audit_trail.alert_state s WHERE s.one FOR UPDATE;
+    IF NOT FOUND THEN
+        -- No rule was ever added here, or the database was restored (the
+        -- position is not dumped): from now on.
+        IF EXISTS (SELECT FROM audit_trail.alert_rules) THEN
+            INSERT INTO audit_trail.alert_state (position) VALUES (audit_trail.feed_position())
+            ON CONFLICT (one) DO NOTHING;
+        END IF;
+        RETURN;
+    END IF;
+    upto := audit_trail.feed_position();
+    IF split_part(st.position, '/', -1) IS DISTINCT FROM split_part(upto, '/', -1) THEN
+        -- A position of another cluster (restored, copied): what was
+        -- restored was checked there; go on from now.
+        RAISE NOTICE 'pg_audit_trail: check_alerts() starts again from now: its position was taken in another database';
+        st.position := upto;
+    END IF;
+    -- The new matching events, by rule and key, with what the window still
+    -- holds; then each group scanned in time order.
+    FOR g IN
+        WITH new AS (
+            SELECT r.name AS rule, audit_trail._alert_key(r.per, e) AS key, e.id, e.occurred_at
+            FROM audit_trail.feed(st.position, upto) e
+            JOIN audit_trail.alert_rules r
+              ON (upper(e.action) = ANY (r.actions) OR upper(e.operation) = ANY (r.actions))
+             AND (r.entity_types IS NULL OR e.entity_type = ANY (r.entity_types))
+             AND (r.changed_any IS NULL OR (e.operation = 'UPDATE' AND e.changed && r.changed_any))
+        ), held AS (
+            DELETE FROM audit_trail.alert_window w
+            USING (SELECT DISTINCT new.rule, new.key FROM new) k
+            WHERE w.rule = k.rule AND w.key = k.key
+            RETURNING w.rule, w.key, w.event_id AS id, w.occurred_at
+        )
+        SELECT a.rule, a.key, r.threshold, r.within,
+               array_agg(a.occurred_at ORDER BY a.occurred_at, a.id) AS ts,
+               array_agg(a.id ORDER BY a.occurred_at, a.id) AS ids
+        FROM (SELECT * FROM new UNION SELECT * FROM held) a
+        JOIN audit_trail.alert_rules r ON r.name = a.rule
+        GROUP BY a.rule, a.key, r.threshold, r.within
+        ORDER BY a.rule, a.key
+    LOOP
+        ts := g.ts;
+        ids := g.ids;
+        n := cardinality(ids);
+        i := 1;
+        FOR j IN 1 .. n LOOP
+            WHILE ts[j] - ts[i] > g.within LOOP
+                i := i + 1;
+            END LOOP;
+            IF j - i + 1 >= g.threshold THEN
+                alert := g.rule;
+                key := g.key;
+                events := j - i + 1;
+                first_id := (SELECT min(x) FROM unnest(ids[i:j]) x);
+                last_id := (SELECT max(x) FROM unnest(ids[i:j]) x);
+                fired_id := audit_trail._write_system_event_about('ALERT', 'audit_trail.alert', g.rule,
+                    jsonb_build_object('rule', g.rule, 'key', g.key, 'count', events, 'window', g.within::text,
+                                       'first_id', first_id, 'last_id', last_id,
+                                       'first_at', ts[i], 'last_at', ts[j]));
+                IF channel IS NOT NULL AND channel <> '' THEN
+                    -- No key, actor or entity here: NOTIFY has no access
+                    -- control. The event says the rest to whoever may read it.
+                    PERFORM pg_notify(channel, jsonb_build_object('alert', g.rule, 'event_id', fired_id, 'events', events)::text);
+                END IF;
+                RETURN NEXT;
+                i := j + 1;
+            END IF;
+        END LOOP;
+        -- What may still be part of a later firing.
+        IF i <= n THEN
+            INSERT INTO audit_trail.alert_window (rule, key, event_id, occurred_at)
+            SELECT g.rule, g.key, ids[k], ts[k] FROM generate_series(i, n) k
+            WHERE ts[k] >= ts[n] - g.within;
+        END IF;
+    END LOOP;
+    -- Windows that no new event can reach any more (their newest event is
+    -- older than the window before now).
+    DELETE FROM audit_trail.alert_window w
+    USING audit_trail.alert_rules r
+    WHERE w.rule = r.name AND w.occurred_at < clock_timestamp() - r.within;
+    UPDATE audit_trail.alert_state s SET position = upto, checked_at = clock_timestamp() WHERE s.one;
+END
+$$;
+COMMENT ON FUNCTION audit_trail.check_alerts() IS
+  'Applies the alert rules to the events committed since the last run; records and returns each firing.';
+
+-- Views.
+CREATE VIEW audit_trail.alerts AS
+SELECT r.name, r.actions, r.entity_types, r.changed_any, r.threshold, r.within, r.per,
+       r.created_at, r.created_by,
+       (SELECT count(*) FROM audit_trail.alert_window w WHERE w.rule = r.name) AS pending_events
+FROM audit_trail.alert_rules r;
+COMMENT ON VIEW audit_trail.alerts IS
+  'The alert rules check_alerts() applies, and how many matching events each holds in its window.';
 
 -- Who may call what: as a fresh install has it (sql/grants.sql).
 DO $$
@@ -73,3 +658,15 @@ GRANT EXECUTE ON FUNCTION audit_trail._after_ddl(), audit_trail._before_drop(tex
 GRANT EXECUTE ON FUNCTION audit_trail._ddl_subcommands(pg_ddl_command) TO PUBLIC;
 -- Whether capture is whole is no secret either (tracked.capture_ok).
 GRANT EXECUTE ON FUNCTION audit_trail.check(), audit_trail._capture_ok(regclass) TO PUBLIC;
+-- The feed (API §10) runs as its caller, who needs SELECT on
+-- audit_trail.events: these helpers only take positions apart and compare
+-- them, and the token that ends a position is no secret.
+GRANT EXECUTE ON FUNCTION audit_trail._feed_now(),
+                          audit_trail._feed_parse(text, text),
+                          audit_trail._feed_covers(pg_snapshot, pg_snapshot),
+                          audit_trail._feed_batch(pg_snapshot, pg_snapshot, timestamptz, bigint, bigint),
+                          audit_trail._feed_key(pg_snapshot, pg_snapshot, bigint),
+                          audit_trail._feed_resume_key(pg_snapshot, pg_snapshot, bigint),
+                          audit_trail._feed_range(text, text)
+   TO PUBLIC;
+GRANT SELECT ON audit_trail.feed_origin TO PUBLIC;

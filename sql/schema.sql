@@ -73,6 +73,9 @@ BEGIN
         EXECUTE format('CREATE INDEX %I ON %s (entity_type, (details ->> ''previous_entity_id''), id) '
                        'WHERE details ? ''previous_entity_id''', name || '_rekeyed', rel);
     END IF;
+    -- feed() and seal(): the events of given transactions (API §10). Many
+    -- events share a transaction, so deduplication keeps it small.
+    EXECUTE format('CREATE INDEX %I ON %s (txid)', name || '_txid', rel);
 END
 $$;
 SELECT audit_trail._index_partition('audit_trail.events_default');
@@ -117,8 +120,28 @@ CREATE TABLE audit_trail.archived_partitions (
     archived_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- Where this database's transaction ids begin for the log (API §10): feed
+-- positions are snapshots, meaningful only among the transactions of the
+-- cluster that took them. The install script fills it and pg_dump does not
+-- carry it, so a database restored elsewhere gets a new token (positions
+-- taken before the restore are refused, not misread) and the time before
+-- which every event came with the restore (their txid values belong to the
+-- old cluster: feed() never returns them). An update from 0.4.0 keeps every
+-- event: '-infinity'.
+CREATE TABLE audit_trail.feed_origin (
+    token    text        NOT NULL,
+    restored timestamptz NOT NULL
+);
+CREATE UNIQUE INDEX feed_origin_one ON audit_trail.feed_origin ((true));
+INSERT INTO audit_trail.feed_origin
+SELECT substr(md5(random()::text || clock_timestamp()::text || pg_backend_pid()), 1, 12),
+       -- A fresh install has no events: whatever a restore then brings in
+       -- was captured before this moment.
+       clock_timestamp();
+
 REVOKE ALL ON audit_trail.events, audit_trail.events_default, audit_trail.config,
-              audit_trail.table_names, audit_trail.archived_partitions, audit_trail.events_id_seq FROM PUBLIC;
+              audit_trail.table_names, audit_trail.archived_partitions, audit_trail.events_id_seq,
+              audit_trail.feed_origin FROM PUBLIC;
 
 -- pg_dump carries the data of these extension tables; time partitions are
 -- ordinary tables (made by maintain(), not by this script) and dumped as such.

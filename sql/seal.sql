@@ -11,7 +11,8 @@
 -- One row per seal. root = SHA-256 over (format, seal_id, previous_root,
 -- tree_root, events, sealed_at, position) (src/seal.rs chain_root): it
 -- commits to every seal before it. previous_position is the previous seal's
--- position ('1:1:', where nothing is visible, for the first), kept here so
+-- position ('1:1:/<token>', where nothing is visible, for the first of a
+-- series), kept here so
 -- that a seal can be verified even when the one before it was tampered with.
 CREATE TABLE audit_trail.seal_chain (
     seal_id           bigint      PRIMARY KEY,
@@ -27,7 +28,11 @@ CREATE TABLE audit_trail.seal_chain (
     -- The time partitions that covered the seal's events when it was made
     -- (verify reports one that is gone other than by retention).
     partitions        text[]      NOT NULL DEFAULT '{}',
-    format            smallint    NOT NULL
+    format            smallint    NOT NULL,
+    -- audit_trail.feed_origin.restored when the seal was made: where the
+    -- series of transaction ids its positions belong to begins (a restored
+    -- database starts a new one, API §10).
+    series_start      timestamptz NOT NULL
 );
 
 -- The ids and leaf hashes of each seal's events, in id order, up to 100,000
@@ -109,6 +114,7 @@ DECLARE
     r record;
     at timestamptz;
     chained bytea;
+    token text;
 BEGIN
     PERFORM audit_trail._may_seal();
     -- One seal at a time: a lock no writer of events takes, that conflicts
@@ -117,7 +123,11 @@ BEGIN
     LOCK TABLE audit_trail.seal_chain IN SHARE ROW EXCLUSIVE MODE;
     SELECT * INTO last FROM audit_trail.seal_chain c ORDER BY c.seal_id DESC LIMIT 1;
     pos := audit_trail.feed_position();
-    since := coalesce(last.position, '1:1:');
+    token := substring(pos FROM '[^/]*$');
+    -- From the last seal, or, for the first seal of this database's series
+    -- of transaction ids (the first ever, or the first since a restore),
+    -- from a snapshot in which nothing is visible.
+    since := CASE WHEN substring(last.position FROM '[^/]*$') = token THEN last.position ELSE '1:1:/' || token END;
     id := coalesce(last.seal_id, 0) + 1;
     BEGIN
         SELECT * INTO r FROM audit_trail._seal_events(id, since, pos);
@@ -137,7 +147,7 @@ BEGIN
             coalesce((SELECT array_agg(b.partition::text ORDER BY b.range_start)
                       FROM audit_trail._partition_bounds() b
                       WHERE b.range_start <= r.last_at AND b.range_end > r.first_at), '{}'),
-            1);
+            1, (SELECT o.restored FROM audit_trail.feed_origin o));
     seal_id := id;
     events := r.events;
     root := audit_trail._hex(chained);
@@ -159,6 +169,9 @@ DECLARE
     missing bigint[];
     part text;
     reported text[] := '{}';
+    token text := substring(audit_trail.feed_position() FROM '[^/]*$');
+    current_restored timestamptz := (SELECT o.restored FROM audit_trail.feed_origin o);
+    series_until timestamptz;
 BEGIN
     PERFORM audit_trail._may_verify();
     IF since IS NOT NULL THEN
@@ -173,11 +186,15 @@ BEGIN
             problem := CASE WHEN s.seal_id = expected + 1 THEN format('seal %s is missing: the chain is broken', expected)
                             ELSE format('seals %s to %s are missing: the chain is broken', expected, s.seal_id - 1) END;
             RETURN NEXT;
-        ELSIF s.seal_id = 1 AND (s.previous_root IS NOT NULL OR s.previous_position <> '1:1:') THEN
+        ELSIF s.seal_id = 1 AND (s.previous_root IS NOT NULL OR s.previous_position NOT LIKE '1:1:/%') THEN
             problem := 'broken link: the first seal names a previous seal';
             RETURN NEXT;
         ELSIF prev.seal_id = s.seal_id - 1 AND (s.previous_root IS DISTINCT FROM prev.root
-                                                 OR s.previous_position IS DISTINCT FROM prev.position) THEN
+                                                 OR (s.previous_position IS DISTINCT FROM prev.position
+                                                     -- the first seal after a restore starts its series afresh
+                                                     AND NOT (s.previous_position = '1:1:/' || substring(s.position FROM '[^/]*$')
+                                                              AND substring(prev.position FROM '[^/]*$')
+                                                                  <> substring(s.position FROM '[^/]*$')))) THEN
             problem := format('broken link: previous_root or position is not that of seal %s', prev.seal_id);
             RETURN NEXT;
         END IF;
@@ -190,7 +207,16 @@ BEGIN
         END IF;
         -- The events: changed and added, then those that are gone.
         missing := '{}';
-        FOR v IN SELECT * FROM audit_trail._verify_events(s.seal_id, s.previous_position, s.position, s.tree_root) LOOP
+        IF substring(s.position FROM '[^/]*$') = token THEN
+            series_until := NULL;
+        ELSE
+            -- A seal of an earlier series (made before a restore): its
+            -- events are those of that series, captured before the next began.
+            series_until := coalesce((SELECT min(c.series_start) FROM audit_trail.seal_chain c
+                                      WHERE c.series_start > s.series_start), current_restored);
+        END IF;
+        FOR v IN SELECT * FROM audit_trail._verify_events(s.seal_id, s.previous_position, s.position, s.tree_root,
+                                                           CASE WHEN series_until IS NOT NULL THEN s.series_start END, series_until) LOOP
             IF v.problem = 'missing' THEN
                 missing := missing || v.event_id;
             ELSE

@@ -238,6 +238,17 @@ fn write_system_event(action: &str, entity_type: Option<&str>, details: Option<J
     )
 }
 
+/// A System event about one entity of the extension's own (an alert rule).
+#[pg_extern(volatile, name = "_write_system_event_about")]
+fn write_system_event_about(action: &str, entity_type: &str, entity_id: &str, details: Option<JsonB>) -> i64 {
+    writer::write_one_as(
+        Some("System"),
+        action,
+        Some(entity_type),
+        Event::about(Some(entity_id), None, details.and_then(IntoDatum::into_datum)),
+    )
+}
+
 /// log_event without the name check, for the extension's own events.
 #[pg_extern(volatile, name = "_write_event")]
 fn write_event(

@@ -102,6 +102,12 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!("../sql/protect.sql", name = "protect", requires = ["schema", "guard_function"]);
+extension_sql_file!("../sql/feed.sql", name = "feed", requires = ["schema"]);
+extension_sql_file!(
+    "../sql/alerts.sql",
+    name = "alerts",
+    requires = ["feed", settings::setting_sql, config::write_system_event_about]
+);
 extension_sql_file!(
     "../sql/seal.sql",
     name = "seal",

@@ -231,7 +231,14 @@ fn present_columns() -> std::collections::HashSet<String> {
 /// The query that yields (id, leaf, occurred_at) of the events that
 /// audit_trail.feed($1, $2) returns, in id order: the one place where
 /// columns are rendered for the canonical bytes.
-fn leaves_query() -> String {
+///
+/// `earlier_series`: the seal was made before this database was restored
+/// (its positions end in another token). The feed refuses such positions
+/// and never returns the events that came with the restore (API §10: their
+/// txids are the old cluster's), so the events of that series, the ones
+/// with occurred_at in [$3, $4), are taken by the same snapshot arithmetic
+/// here, on the positions' snapshots.
+fn leaves_query(earlier_series: bool) -> String {
     let present = present_columns();
     let col = |name: &str, kind: Kind| -> String {
         if !present.contains(name) {
@@ -248,9 +255,17 @@ fn leaves_query() -> String {
     };
     let typed: Vec<String> = COLUMNS[..TYPED].iter().map(|&(n, k)| col(n, k)).collect();
     let rest: Vec<String> = COLUMNS[TYPED..].iter().map(|&(n, k)| col(n, k)).collect();
+    let source = if earlier_series {
+        "audit_trail.events e
+         WHERE e.occurred_at >= $3 AND e.occurred_at < $4
+           AND pg_catalog.pg_visible_in_snapshot(e.txid::text::xid8, pg_catalog.split_part($2, '/', 1)::pg_snapshot)
+           AND NOT pg_catalog.pg_visible_in_snapshot(e.txid::text::xid8, pg_catalog.split_part($1, '/', 1)::pg_snapshot)"
+    } else {
+        "audit_trail.feed($1, $2) e"
+    };
     format!(
         "SELECT {id}, audit_trail._event_leaf({typed}, ARRAY[{rest}]::text[]), {at}
-         FROM audit_trail.feed($1, $2) e ORDER BY 1",
+         FROM {source} ORDER BY 1",
         id = typed[0],
         typed = typed.join(", "),
         rest = rest.join(", "),
@@ -293,7 +308,7 @@ fn seal_events(
         name!(last_at, Option<pgrx::datum::TimestampWithTimeZone>),
     ),
 > {
-    let query = leaves_query();
+    let query = leaves_query(false);
     let mut tree = Merkle::default();
     let (mut first_id, mut last_id) = (None, None);
     let (mut first_at, mut last_at): (Option<i64>, Option<i64>) = (None, None);
@@ -374,8 +389,11 @@ fn verify_events(
     since: &str,
     upto: &str,
     tree_root: &[u8],
+    series_from: default!(Option<pgrx::datum::TimestampWithTimeZone>, "NULL"),
+    series_until: default!(Option<pgrx::datum::TimestampWithTimeZone>, "NULL"),
 ) -> TableIterator<'static, (name!(event_id, Option<i64>), name!(problem, String))> {
-    let query = leaves_query();
+    let earlier = series_from.is_some() || series_until.is_some();
+    let query = leaves_query(earlier);
     let mut out: Vec<(Option<i64>, String)> = Vec::new();
     let mut stored_tree = Merkle::default();
     Spi::connect(|client| {
@@ -423,7 +441,11 @@ fn verify_events(
                 }
             }
         };
-        let mut cursor = client.open_cursor(query.as_str(), &[since.into(), upto.into()]);
+        let mut cursor = if earlier {
+            client.open_cursor(query.as_str(), &[since.into(), upto.into(), series_from.into(), series_until.into()])
+        } else {
+            client.open_cursor(query.as_str(), &[since.into(), upto.into()])
+        };
         let mut stored = next_stored(&mut out);
         loop {
             let t = cursor.fetch(FETCH).or_fail("reading sealed events");

@@ -313,11 +313,9 @@ impl Writer {
             }
         };
         if let Some(feed) = self.feed.as_ref() {
-            for (id, e) in written.iter().zip(events.iter()) {
-                // SAFETY: entity_id is the text datum the capture made for
-                // this event; it lives in the batch context, reset below.
-                unsafe { feed.announce(*id, e.entity_id) };
-            }
+            // SAFETY: the rows just written; their datums live in the batch
+            // context, reset below.
+            unsafe { feed.announce(&written, &rows) };
         }
         drop(rows);
         drop(events);
@@ -331,7 +329,7 @@ impl Writer {
     /// got back: all of them when the live feed needs them, else those of
     /// one-row plans only.
     fn write_sql(&self, owner: pg_sys::Oid, rows: &[Values]) -> Vec<i64> {
-        let want_ids = self.feed.is_some();
+        let want_ids = self.feed.as_ref().is_some_and(|f| f.wants_ids());
         let mut written = Vec::new();
         // SAFETY: SPI is connected around the plans and finished before
         // returning (an error unwinding from within releases the connection
