@@ -115,6 +115,8 @@ extension_sql_file!(
         "protect",
         "partitions",
         "feed",
+        // after alerts: the update script makes its tables in that order
+        "alerts",
         seal::event_leaf,
         seal::event_bytes,
         seal::seal_events,
