@@ -74,3 +74,19 @@ GRANT EXECUTE ON FUNCTION audit_trail._feed_now(),
                           audit_trail._feed_range(text, text)
    TO PUBLIC;
 GRANT SELECT ON audit_trail.feed_origin TO PUBLIC;
+-- The sealed trail (sql/seal.sql): verify(), checkpoint() and
+-- verify_checkpoint() run as their caller, who must read the log and the
+-- seal tables (_may_verify checks); these helpers compute only from their
+-- arguments or read as the caller. _seal_events (writes seals) and
+-- _checkpoint_note (signs with the server's key whatever it is given) are
+-- not among them: seal() and checkpoint() are the owner's.
+GRANT EXECUTE ON FUNCTION audit_trail._may_seal(), audit_trail._may_verify(),
+                          audit_trail._event_leaf(bigint, timestamptz, bigint, text[]),
+                          audit_trail._event_bytes(bigint, timestamptz, bigint, text[]),
+                          audit_trail._seal_root(bytea, bigint, timestamptz, bigint, bytea, text),
+                          audit_trail._verify_events(bigint, text, text, bytea, timestamptz, timestamptz),
+                          audit_trail._checkpoint_read(text, text),
+                          audit_trail._hex(bytea)
+   TO PUBLIC;
+-- The view checks the caller's SELECT on audit_trail.seal_chain (security_invoker).
+GRANT SELECT ON audit_trail.seals TO PUBLIC;

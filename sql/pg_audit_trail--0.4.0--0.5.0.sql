@@ -69,6 +69,50 @@ REVOKE ALL ON audit_trail.alert_rules, audit_trail.alert_state, audit_trail.aler
 SELECT pg_catalog.pg_extension_config_dump('audit_trail.alert_rules', '');
 SELECT pg_catalog.pg_extension_config_dump('audit_trail.alert_window', '');
 
+-- == The sealed trail (API §13) ==
+-- The seals, their events' leaf hashes, and what retention removed (see
+-- sql/seal.sql); append-only and dumped, as the log. Events written before
+-- the update are sealed by the first seal() like any other: their canonical
+-- bytes do not depend on the version that wrote them.
+CREATE TABLE audit_trail.seal_chain (
+    seal_id           bigint      PRIMARY KEY,
+    sealed_at         timestamptz NOT NULL,
+    events            bigint      NOT NULL,
+    tree_root         bytea       NOT NULL,
+    root              bytea       NOT NULL,
+    previous_root     bytea,
+    position          text        NOT NULL,
+    previous_position text        NOT NULL,
+    first_id          bigint,
+    last_id           bigint,
+    partitions        text[]      NOT NULL DEFAULT '{}',
+    format            smallint    NOT NULL,
+    series_start      timestamptz NOT NULL
+);
+CREATE TABLE audit_trail.sealed_events (
+    seal_id   bigint   NOT NULL,
+    chunk     int      NOT NULL,
+    event_ids bigint[] NOT NULL,
+    leaves    bytea    NOT NULL,
+    PRIMARY KEY (seal_id, chunk)
+);
+CREATE TABLE audit_trail.removed_partitions (
+    partition   text           NOT NULL,
+    range_start timestamptz,
+    range_end   timestamptz,
+    ids         int8multirange NOT NULL,
+    events      bigint         NOT NULL,
+    action      text           NOT NULL,
+    removed_at  timestamptz    NOT NULL DEFAULT now()
+);
+REVOKE ALL ON audit_trail.seal_chain, audit_trail.sealed_events, audit_trail.removed_partitions FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('audit_trail.seal_chain', '');
+SELECT pg_catalog.pg_extension_config_dump('audit_trail.sealed_events', '');
+SELECT pg_catalog.pg_extension_config_dump('audit_trail.removed_partitions', '');
+SELECT audit_trail._guard_table('audit_trail.seal_chain');
+SELECT audit_trail._guard_table('audit_trail.sealed_events');
+SELECT audit_trail._guard_table('audit_trail.removed_partitions');
+
 -- Functions: new, changed (same signature: replaced in place) and gone.
 -- Their text is the 0.5.0 install script's (sql/*.sql and the Rust side).
 -- changed
@@ -364,6 +408,236 @@ COMMENT ON FUNCTION audit_trail.feed_position_after(text, text, bigint) IS
   'The position after event last_id of feed(since, upto): where to go on after a batch cut short by max_events.';
 
 -- new
+CREATE  FUNCTION "_checkpoint_note"(
+	"origin" TEXT,
+	"seal_id" bigint,
+	"root" bytea
+) RETURNS TEXT
+STRICT VOLATILE 
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'checkpoint_note_wrapper';
+
+-- new
+CREATE  FUNCTION "_checkpoint_read"(
+	"note" TEXT,
+	"public_key" TEXT
+) RETURNS TABLE (
+	"seal_id" bigint,
+	"root" bytea,
+	"signed" bool,
+	"signature_ok" bool
+)
+IMMUTABLE 
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'checkpoint_read_wrapper';
+
+-- new
+CREATE  FUNCTION "_event_bytes"(
+	"id" bigint,
+	"occurred_at" timestamp with time zone,
+	"txid" bigint,
+	"rest" TEXT[]
+) RETURNS bytea
+IMMUTABLE PARALLEL SAFE 
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'event_bytes_wrapper';
+
+-- new
+CREATE  FUNCTION "_event_leaf"(
+	"id" bigint,
+	"occurred_at" timestamp with time zone,
+	"txid" bigint,
+	"rest" TEXT[]
+) RETURNS bytea
+IMMUTABLE PARALLEL SAFE 
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'event_leaf_wrapper';
+
+-- new
+CREATE  FUNCTION "_hex"(
+	"bytes" bytea
+) RETURNS TEXT
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'hex_sql_wrapper';
+
+-- new
+CREATE  FUNCTION "_seal_events"(
+	"seal_id" bigint,
+	"since" TEXT,
+	"upto" TEXT
+) RETURNS TABLE (
+	"events" bigint,
+	"tree_root" bytea,
+	"first_id" bigint,
+	"last_id" bigint,
+	"first_at" timestamp with time zone,
+	"last_at" timestamp with time zone
+)
+STRICT VOLATILE 
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'seal_events_wrapper';
+
+-- new
+CREATE  FUNCTION "_seal_root"(
+	"previous_root" bytea,
+	"seal_id" bigint,
+	"sealed_at" timestamp with time zone,
+	"events" bigint,
+	"tree_root" bytea,
+	"position" TEXT
+) RETURNS bytea
+IMMUTABLE PARALLEL SAFE 
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'seal_root_wrapper';
+
+-- new
+CREATE  FUNCTION "_verify_events"(
+	"seal_id" bigint,
+	"since" TEXT,
+	"upto" TEXT,
+	"tree_root" bytea,
+	"series_from" timestamp with time zone DEFAULT NULL,
+	"series_until" timestamp with time zone DEFAULT NULL
+) RETURNS TABLE (
+	"event_id" bigint,
+	"problem" TEXT
+)
+VOLATILE 
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'verify_events_wrapper';
+
+-- changed
+CREATE OR REPLACE FUNCTION audit_trail._apply_retention(keep interval, archive boolean)
+RETURNS TABLE(action text, partition text, rows bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cutoff timestamptz;
+    keep_archived interval := audit_trail._interval_setting('audit_trail.archive_retention');
+    p record;
+    target text;
+    n bigint;
+    ids int8multirange;
+BEGIN
+    IF keep IS NOT NULL AND keep < interval '0' THEN
+        RAISE EXCEPTION 'keep must not be negative, not %', keep
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM audit_trail._lock_maintenance();
+
+    IF keep IS NOT NULL AND keep > interval '0' THEN
+        cutoff := now() - keep;
+        FOR p IN
+            SELECT b.partition, b.range_start, b.range_end
+            FROM audit_trail._partition_bounds() b
+            WHERE b.range_end <= cutoff
+            ORDER BY b.range_start
+        LOOP
+            -- What it holds is recorded first, so that verify() tells
+            -- retention from tampering (sql/seal.sql).
+            EXECUTE format('SELECT count(*), coalesce(range_agg(int8range(id, id, ''[]'')), ''{}'') FROM %s', p.partition)
+                INTO n, ids;
+            INSERT INTO audit_trail.removed_partitions (partition, range_start, range_end, ids, events, action)
+            VALUES (p.partition::text, p.range_start, p.range_end, ids, n, CASE WHEN archive THEN 'archived' ELSE 'dropped' END);
+            IF archive THEN
+                EXECUTE format('ALTER TABLE audit_trail.events DETACH PARTITION %s', p.partition);
+                target := (SELECT relname FROM pg_class WHERE oid = p.partition);
+                WHILE to_regclass(format('audit_trail_archive.%I', target)) IS NOT NULL LOOP
+                    target := target || '_';
+                END LOOP;
+                IF target <> (SELECT relname FROM pg_class WHERE oid = p.partition) THEN
+                    EXECUTE format('ALTER TABLE %s RENAME TO %I', p.partition, target);
+                END IF;
+                EXECUTE format('ALTER TABLE %s SET SCHEMA audit_trail_archive', p.partition);
+                INSERT INTO audit_trail.archived_partitions VALUES (p.partition, p.range_start, p.range_end, now());
+                action := 'archived';
+                partition := p.partition::text;
+            ELSE
+                partition := p.partition::text;
+                PERFORM audit_trail._retention_drop(p.partition);
+                action := 'dropped';
+            END IF;
+            rows := n;
+            RETURN NEXT;
+        END LOOP;
+
+        SELECT coalesce(range_agg(int8range(d.id, d.id, '[]')), '{}'), count(*) INTO ids, n
+        FROM audit_trail.events_default d WHERE d.occurred_at < cutoff;
+        IF n > 0 THEN
+            INSERT INTO audit_trail.removed_partitions (partition, range_start, range_end, ids, events, action)
+            VALUES ('audit_trail.events_default', NULL, cutoff, ids, n, 'trimmed');
+        END IF;
+        n := audit_trail._trim_default(NULL, cutoff);
+        IF n > 0 THEN
+            action := 'trimmed';
+            partition := 'audit_trail.events_default';
+            rows := n;
+            RETURN NEXT;
+        END IF;
+    END IF;
+
+    IF keep_archived IS NOT NULL AND keep_archived > interval '0' THEN
+        FOR p IN
+            SELECT a.partition, a.range_end FROM audit_trail.archived_partitions a
+            WHERE a.range_end <= now() - keep_archived
+            ORDER BY a.range_start
+        LOOP
+            EXECUTE format('SELECT count(*) FROM %s', p.partition) INTO n;
+            partition := p.partition::text;
+            DELETE FROM audit_trail.archived_partitions a WHERE a.partition = p.partition;
+            PERFORM audit_trail._retention_drop(p.partition);
+            action := 'dropped';
+            rows := n;
+            RETURN NEXT;
+        END LOOP;
+    END IF;
+END
+$$;
+
+-- changed
+CREATE OR REPLACE FUNCTION audit_trail.maintain() RETURNS TABLE(action text, partition text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    done jsonb := '[]';
+    keep interval := audit_trail._interval_setting('audit_trail.retention');
+    archive boolean := audit_trail._setting('audit_trail.archive')::boolean;
+    problems int := 0;
+    sealed jsonb;
+BEGIN
+    FOR r IN
+        SELECT p.action, p.partition, NULL::bigint AS rows FROM audit_trail._premake() p
+        UNION ALL
+        SELECT * FROM audit_trail._apply_retention(keep, archive)
+    LOOP
+        action := r.action; partition := r.partition;
+        RETURN NEXT;
+        done := done || jsonb_strip_nulls(jsonb_build_object('action', r.action, 'partition', r.partition, 'rows', r.rows));
+    END LOOP;
+    FOR r IN SELECT c.table_name, c.problem FROM audit_trail.check() c LOOP
+        PERFORM audit_trail._write_system_event('CAPTURE_PROBLEM',
+            coalesce(audit_trail._entity_name(r.table_name), 'audit_trail.events'),
+            jsonb_build_object('table', r.table_name::text, 'problem', r.problem));
+        problems := problems + 1;
+    END LOOP;
+    -- Seal what was committed until now (this transaction's own events,
+    -- the MAINTENANCE one below included, go into the next seal).
+    FOR r IN SELECT * FROM audit_trail.seal() LOOP
+        sealed := jsonb_build_object('seal_id', r.seal_id, 'events', r.events, 'root', r.root);
+    END LOOP;
+    PERFORM audit_trail._write_system_event('MAINTENANCE', 'audit_trail.events',
+        jsonb_build_object('done', done, 'sealed', sealed, 'partition_interval', audit_trail._setting('audit_trail.partition_interval'),
+                           'premake', audit_trail._setting('audit_trail.premake')::int,
+                           'retention', audit_trail._setting('audit_trail.retention'), 'archive', archive,
+                           'capture_problems', problems));
+END
+$$;
+
+-- new
 CREATE  FUNCTION "_write_system_event_about"(
 	"action" TEXT,
 	"entity_type" TEXT,
@@ -590,6 +864,244 @@ $$;
 COMMENT ON FUNCTION audit_trail.check_alerts() IS
   'Applies the alert rules to the events committed since the last run; records and returns each firing.';
 
+-- new
+CREATE FUNCTION audit_trail._may_seal() RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = 'audit_trail.events'::regclass), 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to seal audit_trail.events'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'seal() is for the owner of audit_trail.events, the members of its role and superusers (maintain() seals too).';
+    END IF;
+END
+$$;
+
+-- new
+CREATE FUNCTION audit_trail._may_verify() RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['audit_trail.events', 'audit_trail.seal_chain', 'audit_trail.sealed_events',
+                             'audit_trail.removed_partitions'] LOOP
+        IF NOT has_table_privilege(t, 'SELECT') THEN
+            RAISE EXCEPTION 'permission denied to verify the audit trail: SELECT on % is needed', t
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'GRANT SELECT ON audit_trail.events, audit_trail.seal_chain, audit_trail.sealed_events, audit_trail.removed_partitions to the auditor.';
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- new
+CREATE FUNCTION audit_trail.seal() RETURNS TABLE(seal_id bigint, events bigint, root text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET work_mem = '64MB'
+AS $$
+DECLARE
+    last audit_trail.seal_chain;
+    pos text;
+    since text;
+    id bigint;
+    r record;
+    at timestamptz;
+    chained bytea;
+    token text;
+BEGIN
+    PERFORM audit_trail._may_seal();
+    -- One seal at a time: a lock no writer of events takes, that conflicts
+    -- with itself, and that nobody but the owner can take (it needs UPDATE,
+    -- DELETE or TRUNCATE on the table), unlike an advisory lock.
+    LOCK TABLE audit_trail.seal_chain IN SHARE ROW EXCLUSIVE MODE;
+    SELECT * INTO last FROM audit_trail.seal_chain c ORDER BY c.seal_id DESC LIMIT 1;
+    pos := audit_trail.feed_position();
+    token := substring(pos FROM '[^/]*$');
+    -- From the last seal, or, for the first seal of this database's series
+    -- of transaction ids (the first ever, or the first since a restore),
+    -- from a snapshot in which nothing is visible.
+    since := CASE WHEN substring(last.position FROM '[^/]*$') = token THEN last.position ELSE '1:1:/' || token END;
+    id := coalesce(last.seal_id, 0) + 1;
+    BEGIN
+        SELECT * INTO r FROM audit_trail._seal_events(id, since, pos);
+    EXCEPTION WHEN unique_violation THEN
+        -- REPEATABLE READ: a seal committed after this transaction's
+        -- snapshot took this seal_id.
+        RAISE EXCEPTION 'another seal() made seal % after this transaction''s snapshot was taken', id
+            USING ERRCODE = 'serialization_failure', HINT = 'Retry the transaction.';
+    END;
+    IF r.events = 0 THEN
+        RETURN;  -- nothing committed since the last seal: no seal
+    END IF;
+    at := clock_timestamp();
+    chained := audit_trail._seal_root(last.root, id, at, r.events, r.tree_root, pos);
+    INSERT INTO audit_trail.seal_chain
+    VALUES (id, at, r.events, r.tree_root, chained, last.root, pos, since, r.first_id, r.last_id,
+            coalesce((SELECT array_agg(b.partition::text ORDER BY b.range_start)
+                      FROM audit_trail._partition_bounds() b
+                      WHERE b.range_start <= r.last_at AND b.range_end > r.first_at), '{}'),
+            1, (SELECT o.restored FROM audit_trail.feed_origin o));
+    seal_id := id;
+    events := r.events;
+    root := audit_trail._hex(chained);
+    RETURN NEXT;
+END
+$$;
+
+-- new
+CREATE FUNCTION audit_trail.verify(since timestamptz DEFAULT NULL)
+RETURNS TABLE(seal_id bigint, event_id bigint, problem text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET work_mem = '64MB'
+AS $$
+DECLARE
+    s audit_trail.seal_chain;
+    prev audit_trail.seal_chain;
+    expected bigint := 1;
+    v record;
+    missing bigint[];
+    part text;
+    reported text[] := '{}';
+    token text := substring(audit_trail.feed_position() FROM '[^/]*$');
+    current_restored timestamptz := (SELECT o.restored FROM audit_trail.feed_origin o);
+    series_until timestamptz;
+BEGIN
+    PERFORM audit_trail._may_verify();
+    IF since IS NOT NULL THEN
+        SELECT * INTO prev FROM audit_trail.seal_chain c WHERE c.sealed_at < since ORDER BY c.seal_id DESC LIMIT 1;
+        expected := coalesce(prev.seal_id + 1, (SELECT min(c.seal_id) FROM audit_trail.seal_chain c WHERE c.sealed_at >= since));
+    END IF;
+    FOR s IN SELECT * FROM audit_trail.seal_chain c WHERE since IS NULL OR c.sealed_at >= since ORDER BY c.seal_id LOOP
+        seal_id := s.seal_id;
+        event_id := NULL;
+        -- The links.
+        IF s.seal_id > expected THEN
+            problem := CASE WHEN s.seal_id = expected + 1 THEN format('seal %s is missing: the chain is broken', expected)
+                            ELSE format('seals %s to %s are missing: the chain is broken', expected, s.seal_id - 1) END;
+            RETURN NEXT;
+        ELSIF s.seal_id = 1 AND (s.previous_root IS NOT NULL OR s.previous_position NOT LIKE '1:1:/%') THEN
+            problem := 'broken link: the first seal names a previous seal';
+            RETURN NEXT;
+        ELSIF prev.seal_id = s.seal_id - 1 AND (s.previous_root IS DISTINCT FROM prev.root
+                                                 OR (s.previous_position IS DISTINCT FROM prev.position
+                                                     -- the first seal after a restore starts its series afresh
+                                                     AND NOT (s.previous_position = '1:1:/' || substring(s.position FROM '[^/]*$')
+                                                              AND substring(prev.position FROM '[^/]*$')
+                                                                  <> substring(s.position FROM '[^/]*$')))) THEN
+            problem := format('broken link: previous_root or position is not that of seal %s', prev.seal_id);
+            RETURN NEXT;
+        END IF;
+        IF s.format <> 1 THEN
+            problem := format('unknown seal format %s', s.format);
+            RETURN NEXT;
+        ELSIF s.root IS DISTINCT FROM audit_trail._seal_root(s.previous_root, s.seal_id, s.sealed_at, s.events, s.tree_root, s.position) THEN
+            problem := 'broken link: the root does not match the seal''s contents';
+            RETURN NEXT;
+        END IF;
+        -- The events: changed and added, then those that are gone.
+        missing := '{}';
+        IF substring(s.position FROM '[^/]*$') = token THEN
+            series_until := NULL;
+        ELSE
+            -- A seal of an earlier series (made before a restore): its
+            -- events are those of that series, captured before the next began.
+            series_until := coalesce((SELECT min(c.series_start) FROM audit_trail.seal_chain c
+                                      WHERE c.series_start > s.series_start), current_restored);
+        END IF;
+        FOR v IN SELECT * FROM audit_trail._verify_events(s.seal_id, s.previous_position, s.position, s.tree_root,
+                                                           CASE WHEN series_until IS NOT NULL THEN s.series_start END, series_until) LOOP
+            IF v.problem = 'missing' THEN
+                missing := missing || v.event_id;
+            ELSE
+                event_id := v.event_id;
+                problem := v.problem;
+                RETURN NEXT;
+            END IF;
+        END LOOP;
+        FOR v IN
+            SELECT m.id, EXISTS (SELECT 1 FROM audit_trail.events e WHERE e.id = m.id) AS present
+            FROM unnest(missing) m(id)
+            WHERE NOT EXISTS (SELECT 1 FROM audit_trail.removed_partitions r WHERE r.ids @> m.id)
+            ORDER BY m.id
+        LOOP
+            event_id := v.id;
+            -- Still there under its id, but no longer in this seal's range:
+            -- its txid was changed.
+            problem := CASE WHEN v.present THEN 'changed' ELSE 'removed' END;
+            RETURN NEXT;
+        END LOOP;
+        -- Partitions that held the seal's events and are gone, not by retention.
+        event_id := NULL;
+        FOREACH part IN ARRAY s.partitions LOOP
+            CONTINUE WHEN part = ANY (reported);
+            IF NOT EXISTS (SELECT 1 FROM pg_inherits i
+                           WHERE i.inhparent = 'audit_trail.events'::regclass AND i.inhrelid = to_regclass(part))
+               AND NOT EXISTS (SELECT 1 FROM audit_trail.removed_partitions r WHERE r.partition = part) THEN
+                problem := format('partition %s is missing: not removed by retention', part);
+                reported := reported || part;
+                RETURN NEXT;
+            END IF;
+        END LOOP;
+        prev := s;
+        expected := s.seal_id + 1;
+    END LOOP;
+END
+$$;
+
+-- new
+CREATE FUNCTION audit_trail.checkpoint() RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+BEGIN
+    PERFORM audit_trail._may_verify();
+    SELECT c.seal_id, c.root INTO s FROM audit_trail.seal_chain c ORDER BY c.seal_id DESC LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'there is no seal to checkpoint'
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Run audit_trail.seal() (or maintain()) first.';
+    END IF;
+    RETURN audit_trail._checkpoint_note('pg_audit_trail/' || current_database(), s.seal_id, s.root);
+END
+$$;
+
+-- new
+CREATE FUNCTION audit_trail.verify_checkpoint(note text, public_key text DEFAULT NULL)
+RETURNS TABLE(seal_id bigint, problem text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n record;
+    stored bytea;
+BEGIN
+    PERFORM audit_trail._may_verify();
+    SELECT * INTO n FROM audit_trail._checkpoint_read(note, public_key);
+    seal_id := n.seal_id;
+    IF public_key IS NOT NULL AND NOT n.signed THEN
+        problem := 'the checkpoint is not signed';
+        RETURN NEXT;
+    ELSIF public_key IS NOT NULL AND NOT n.signature_ok THEN
+        problem := 'the signature does not verify with this public key';
+        RETURN NEXT;
+    END IF;
+    SELECT c.root INTO stored FROM audit_trail.seal_chain c WHERE c.seal_id = n.seal_id;
+    IF NOT FOUND THEN
+        problem := format('seal %s is not in the chain', n.seal_id);
+        RETURN NEXT;
+    ELSIF stored <> n.root THEN
+        problem := format('seal %s has another root than the checkpoint', n.seal_id);
+        RETURN NEXT;
+    END IF;
+END
+$$;
+
 -- Views.
 CREATE VIEW audit_trail.alerts AS
 SELECT r.name, r.actions, r.entity_types, r.changed_any, r.threshold, r.within, r.per,
@@ -598,6 +1110,12 @@ SELECT r.name, r.actions, r.entity_types, r.changed_any, r.threshold, r.within, 
 FROM audit_trail.alert_rules r;
 COMMENT ON VIEW audit_trail.alerts IS
   'The alert rules check_alerts() applies, and how many matching events each holds in its window.';
+CREATE VIEW audit_trail.seals WITH (security_invoker = true) AS
+SELECT c.seal_id, c.sealed_at, c.events, audit_trail._hex(c.root) AS root,
+       audit_trail._hex(c.previous_root) AS previous_root
+FROM audit_trail.seal_chain c;
+COMMENT ON VIEW audit_trail.seals IS
+  'One row per seal of the trail: how many events it covers, its root (chained to the previous seal''s), hex.';
 
 -- Who may call what: as a fresh install has it (sql/grants.sql).
 DO $$
@@ -673,3 +1191,19 @@ GRANT EXECUTE ON FUNCTION audit_trail._feed_now(),
                           audit_trail._feed_range(text, text)
    TO PUBLIC;
 GRANT SELECT ON audit_trail.feed_origin TO PUBLIC;
+-- The sealed trail (sql/seal.sql): verify(), checkpoint() and
+-- verify_checkpoint() run as their caller, who must read the log and the
+-- seal tables (_may_verify checks); these helpers compute only from their
+-- arguments or read as the caller. _seal_events (writes seals) and
+-- _checkpoint_note (signs with the server's key whatever it is given) are
+-- not among them: seal() and checkpoint() are the owner's.
+GRANT EXECUTE ON FUNCTION audit_trail._may_seal(), audit_trail._may_verify(),
+                          audit_trail._event_leaf(bigint, timestamptz, bigint, text[]),
+                          audit_trail._event_bytes(bigint, timestamptz, bigint, text[]),
+                          audit_trail._seal_root(bytea, bigint, timestamptz, bigint, bytea, text),
+                          audit_trail._verify_events(bigint, text, text, bytea, timestamptz, timestamptz),
+                          audit_trail._checkpoint_read(text, text),
+                          audit_trail._hex(bytea)
+   TO PUBLIC;
+-- The view checks the caller's SELECT on audit_trail.seal_chain (security_invoker).
+GRANT SELECT ON audit_trail.seals TO PUBLIC;

@@ -6,7 +6,8 @@
 //! event_row; straight into a partition, sink, or through SQL). Around it:
 //! settings, config (enable/disable/log_event), ddl and ddl_end (event
 //! triggers), protect (append-only), notify (live feed), read_log (recorded
-//! reads), identity (search_path and the log owner), log_ids, datum.
+//! reads), identity (search_path and the log owner), log_ids, datum, seal
+//! (the sealed trail: canonical bytes, Merkle tree, chain, checkpoints).
 //!
 //! Every `unsafe` block says, in a `// SAFETY:` comment, why it is sound.
 
@@ -45,6 +46,7 @@ mod meta;
 mod notify;
 mod protect;
 mod read_log;
+mod seal;
 mod settings;
 mod sink;
 mod statement;
@@ -105,6 +107,25 @@ extension_sql_file!(
     "../sql/alerts.sql",
     name = "alerts",
     requires = ["feed", settings::setting_sql, config::write_system_event_about]
+);
+extension_sql_file!(
+    "../sql/seal.sql",
+    name = "seal",
+    requires = [
+        "protect",
+        "partitions",
+        "feed",
+        // after alerts: the update script makes its tables in that order
+        "alerts",
+        seal::event_leaf,
+        seal::event_bytes,
+        seal::seal_events,
+        seal::seal_root,
+        seal::verify_events,
+        seal::checkpoint_note,
+        seal::checkpoint_read,
+        seal::hex_sql
+    ]
 );
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 

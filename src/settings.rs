@@ -46,6 +46,8 @@ pub static INDEX_ENTITIES: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static LOG_READS: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"export"));
 pub static NOTIFY_CHANNEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// The Ed25519 key checkpoint() signs with (src/seal.rs reads the file).
+pub static SEAL_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static NOTIFY_PAYLOAD: GucSetting<NotifyPayload> = GucSetting::<NotifyPayload>::new(NotifyPayload::Minimal);
 /// Read by SQL (check_alerts), not by Rust: defined here so that it is
 /// checked (a channel name) and only a superuser may point it elsewhere.
@@ -436,6 +438,14 @@ pub fn init() {
         c"Give new partitions of audit_trail.events the (entity_type, entity_id, id) index.",
         c"Off: cheaper writes; history(), row_as_of() and entity filters then scan the partitions made meanwhile.",
         &INDEX_ENTITIES,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"audit_trail.seal_key_file",
+        c"File holding the Ed25519 key that signs checkpoint() notes; empty: unsigned.",
+        c"64 hex digits (a 32-byte seed) or a PKCS#8 PEM private key, readable by the server; relative to the data directory.",
+        &SEAL_KEY_FILE,
         GucContext::Suset,
         GucFlags::default(),
     );

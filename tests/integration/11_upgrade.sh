@@ -149,6 +149,13 @@ fingerprint "$fresh" > "$IT_WORK/fresh.txt"
 if ! diff -u "$IT_WORK/fresh.txt" "$IT_WORK/upgraded.txt"; then fail "updated extension differs from a fresh $current install"; fi
 expect_eq "objects compared" "$(wc -l < "$IT_WORK/fresh.txt" | tr -d ' ')" "$(wc -l < "$IT_WORK/upgraded.txt" | tr -d ' ')"
 
+# The sealed trail (API §13): events the old version wrote are sealed like
+# any other and verify; 0.5.0 is the first version with seals, and the
+# golden canonical bytes of tests/regress/sql/23_seal.sql keep later
+# versions from changing what an old seal hashed.
+expect_eq "old events sealed" "$(sql -c "SELECT events > 0 FROM audit_trail.seal()")" t
+expect_eq "old events verify" "$(sql -c "SELECT count(*) FROM audit_trail.verify()")" 0
+
 # Partitions the old version made carry the new index options too.
 expect_eq "old partitions' id index" \
   "$(sql -c "SELECT count(*) FILTER (WHERE reloptions @> '{fillfactor=100}') || '/' || count(*) FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid JOIN pg_inherits h ON h.inhrelid = i.indrelid WHERE h.inhparent = 'audit_trail.events'::regclass AND c.relname LIKE '%\_id'")" \
@@ -160,4 +167,5 @@ sql -c "DROP DATABASE IF EXISTS $target" -c "CREATE DATABASE $target"
 pg_dump -h 127.0.0.1 -p "$IT_PORT" -U postgres -Fc -f "$IT_WORK/upgrade.custom" "$IT_DB"
 pg_restore -h 127.0.0.1 -p "$IT_PORT" -U postgres -d "$target" --exit-on-error "$IT_WORK/upgrade.custom"
 expect_eq "restored after the update" "$(state "$target" | head -1)" "$(state "$IT_DB" | head -1)"
+expect_eq "seals verify after the restore" "$(sql_db "$target" -c "SELECT count(*) FROM audit_trail.verify()")" 0
 sql -c "DROP DATABASE $target" -c "DROP DATABASE $fresh"
