@@ -91,6 +91,12 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     acts := ARRAY(SELECT DISTINCT upper(btrim(a)) FROM unnest(actions) a ORDER BY 1);
+    IF 'ALERT' = ANY (acts) THEN
+        -- Its own firings would match it: it would fire at every run.
+        RAISE EXCEPTION 'pg_audit_trail: alert "%" cannot match ALERT events', name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Alerts are announced on audit_trail.alert_channel and returned by check_alerts().';
+    END IF;
     IF changed_any IS NOT NULL AND NOT 'UPDATE' = ANY (acts) THEN
         RAISE EXCEPTION 'pg_audit_trail: alert "%": changed_any applies to UPDATE events only', name
             USING ERRCODE = 'invalid_parameter_value',
@@ -144,6 +150,23 @@ END
 $$;
 COMMENT ON FUNCTION audit_trail.drop_alert(text) IS 'Drops an alert rule.';
 
+-- How far back a window must keep its events: a transaction still open
+-- may commit events that occurred then. The start of the oldest open
+-- transaction that has written (pg_stat_activity; a prepared transaction's
+-- start is unknown: all of time), else now. Without the right to see other
+-- sessions' transactions (pg_read_all_stats), now.
+CREATE FUNCTION audit_trail._alert_horizon() RETURNS timestamptz
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN EXISTS (SELECT FROM pg_prepared_xacts) THEN '-infinity'::timestamptz
+        ELSE least(clock_timestamp(),
+                   (SELECT min(a.xact_start) FROM pg_stat_activity a
+                    WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_backend_pid()))
+        END
+$$;
+
 -- The key of an event under a rule's per.
 CREATE FUNCTION audit_trail._alert_key(per text, e audit_trail.events) RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -153,7 +176,8 @@ AS $$
         WHEN 'actor' THEN e.actor
         WHEN 'client_ip' THEN coalesce(host(e.client_ip), '')
         WHEN 'tenant' THEN coalesce(e.tenant, '')
-        WHEN 'entity' THEN coalesce(e.entity_type, '') || ' ' || coalesce(e.entity_id, '')
+        -- A JSON pair: ('a b', 'c') and ('a', 'b c') stay apart.
+        WHEN 'entity' THEN jsonb_build_array(e.entity_type, e.entity_id)::text
         WHEN 'transaction' THEN e.txid::text
         ELSE '' END
 $$;
@@ -177,6 +201,7 @@ DECLARE
     n int;
     fired_id bigint;
     channel text := audit_trail._setting('audit_trail.alert_channel');
+    horizon timestamptz;
 BEGIN
     -- One run at a time: a second one waits here, then reads from where the
     -- first stopped (READ COMMITTED re-reads the locked row).
@@ -191,6 +216,7 @@ BEGIN
         RETURN;
     END IF;
     upto := audit_trail.feed_position();
+    horizon := audit_trail._alert_horizon();
     IF split_part(st.position, '/', -1) IS DISTINCT FROM split_part(upto, '/', -1) THEN
         -- A position of another cluster (restored, copied): what was
         -- restored was checked there; go on from now.
@@ -252,14 +278,14 @@ BEGIN
         IF i <= n THEN
             INSERT INTO audit_trail.alert_window (rule, key, event_id, occurred_at)
             SELECT g.rule, g.key, ids[k], ts[k] FROM generate_series(i, n) k
-            WHERE ts[k] >= ts[n] - g.within;
+            WHERE ts[k] >= least(ts[n], horizon) - g.within;
         END IF;
     END LOOP;
-    -- Windows that no new event can reach any more (their newest event is
-    -- older than the window before now).
+    -- Events no window can reach any more: older than the window before
+    -- the horizon (now, or the start of the oldest open transaction).
     DELETE FROM audit_trail.alert_window w
     USING audit_trail.alert_rules r
-    WHERE w.rule = r.name AND w.occurred_at < clock_timestamp() - r.within;
+    WHERE w.rule = r.name AND w.occurred_at < horizon - r.within;
     UPDATE audit_trail.alert_state s SET position = upto, checked_at = clock_timestamp() WHERE s.one;
 END
 $$;

@@ -13,8 +13,16 @@
 -- log.
 --
 -- A position's text: '<snapshot>/<token>', or, in the middle of a batch cut
--- short by max_events, '<snapshot>/<snapshot>/<last id>/<token>' (see
--- feed_position_after). The token is this database's (audit_trail.feed_origin).
+-- short by max_events, '<snapshot>/<snapshot>/<last id>[c]/<token>' (see
+-- feed_position_after; 'c': the batch is in commit-time order, else in id
+-- order, kept so that a restart that turns track_commit_timestamp on or off
+-- cannot reorder the rest of a batch). The token is this database's
+-- (audit_trail.feed_origin).
+--
+-- The primary only: on a standby, pg_current_snapshot() does not list the
+-- transactions in flight (the recovery snapshot keeps them elsewhere), so a
+-- position there would call them committed and their events would be lost.
+-- Positions and reads are refused there (_feed_now).
 
 -- The current snapshot as feed positions need it. pg_current_snapshot()
 -- leaves out the caller's own transaction, which is still in flight: with
@@ -26,9 +34,17 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    s pg_snapshot := pg_current_snapshot();
-    me xid8 := pg_current_xact_id_if_assigned();
+    s pg_snapshot;
+    me xid8;
 BEGIN
+    IF pg_is_in_recovery() THEN
+        RAISE EXCEPTION 'pg_audit_trail: the feed is read on the primary'
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'A standby''s snapshot does not list the transactions in flight on the primary: a position taken here would call them committed.',
+                  HINT = 'Connect to the primary for feed_position() and feed(); a standby serves search() and the rest.';
+    END IF;
+    s := pg_current_snapshot();
+    me := pg_current_xact_id_if_assigned();
     IF me IS NULL OR NOT pg_visible_in_snapshot(me, s) THEN
         RETURN s;
     END IF;
@@ -53,7 +69,7 @@ COMMENT ON FUNCTION audit_trail.feed_position() IS
 -- and, for a batch cut short, part and last_id (of the events visible in
 -- part and not in base, those up to last_id in feed order have been read).
 CREATE FUNCTION audit_trail._feed_parse(pos text, what text)
-RETURNS TABLE(base pg_snapshot, part pg_snapshot, last_id bigint)
+RETURNS TABLE(base pg_snapshot, part pg_snapshot, last_id bigint, by_commit boolean)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -82,7 +98,8 @@ BEGIN
         base := bits[1]::pg_snapshot;
         IF n = 4 THEN
             part := bits[2]::pg_snapshot;
-            last_id := bits[3]::bigint;
+            by_commit := bits[3] LIKE '%c';
+            last_id := rtrim(bits[3], 'c')::bigint;
         END IF;
     EXCEPTION WHEN data_exception THEN
         RAISE EXCEPTION 'pg_audit_trail: % "%" is not a feed position', what, pos
@@ -107,18 +124,20 @@ $$;
 -- after_id) when given, at most lim. Feed order is commit order when
 -- track_commit_timestamp is on (the commit time of each event's
 -- transaction), then id; without commit times, id.
-CREATE FUNCTION audit_trail._feed_batch(lo pg_snapshot, hi pg_snapshot, after_key timestamptz, after_id bigint, lim bigint)
+CREATE FUNCTION audit_trail._feed_batch(lo pg_snapshot, hi pg_snapshot, after_key timestamptz, after_id bigint, lim bigint,
+                                       by_commit boolean)
 RETURNS SETOF audit_trail.events
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
 DECLARE
-    in_flight bigint[] := ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(lo) x);
+    -- Of the transactions in flight at lo, those that committed by hi: one
+    -- still running (a long bulk load) is not read at every poll.
+    in_flight bigint[] := ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(lo) x WHERE pg_visible_in_snapshot(x, hi));
     lo_xmax bigint := pg_snapshot_xmax(lo)::text::bigint;
     hi_xmax bigint := pg_snapshot_xmax(hi)::text::bigint;
     restored timestamptz := (SELECT o.restored FROM audit_trail.feed_origin o);
-    by_commit boolean := current_setting('track_commit_timestamp')::boolean;
 BEGIN
     IF cardinality(in_flight) = 0 THEN
         -- Nothing was in flight at lo: one range (with an empty list the
@@ -143,11 +162,11 @@ END
 $$;
 
 -- The feed-order key of one event of a batch, or NULL when it is not in it.
-CREATE FUNCTION audit_trail._feed_key(lo pg_snapshot, hi pg_snapshot, event_id bigint) RETURNS timestamptz
+CREATE FUNCTION audit_trail._feed_key(lo pg_snapshot, hi pg_snapshot, event_id bigint, by_commit boolean) RETURNS timestamptz
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce(CASE WHEN current_setting('track_commit_timestamp')::boolean
+    SELECT coalesce(CASE WHEN by_commit
                          THEN pg_xact_commit_timestamp((e.txid % 4294967296)::text::xid) END, '-infinity')
     FROM audit_trail.events e, audit_trail.feed_origin o
     WHERE e.id = event_id
@@ -158,13 +177,22 @@ $$;
 
 -- The key of the last event read of a batch cut short. Gone (retention took
 -- it) the rest of the batch cannot be placed: said, not guessed.
-CREATE FUNCTION audit_trail._feed_resume_key(base pg_snapshot, part pg_snapshot, last_id bigint) RETURNS timestamptz
+CREATE FUNCTION audit_trail._feed_resume_key(base pg_snapshot, part pg_snapshot, last_id bigint, by_commit boolean)
+RETURNS timestamptz
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    k timestamptz := audit_trail._feed_key(base, part, last_id);
+    k timestamptz;
 BEGIN
+    IF by_commit AND NOT current_setting('track_commit_timestamp')::boolean THEN
+        RAISE EXCEPTION 'pg_audit_trail: position since is in a batch read in commit order, and track_commit_timestamp is off now'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Without commit times the rest of that batch cannot be told from what was read.',
+                  HINT = format('Turn track_commit_timestamp on again (a restart), or read the whole batch again from position %L (what was read comes twice).',
+                                base::text || '/' || (SELECT o.token FROM audit_trail.feed_origin o));
+    END IF;
+    k := audit_trail._feed_key(base, part, last_id, by_commit);
     IF k IS NULL THEN
         RAISE EXCEPTION 'pg_audit_trail: event % of position since is no longer in the log', last_id
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -179,7 +207,7 @@ $$;
 -- upto not newer than what this transaction can read (an event committed
 -- in upto but invisible here would be skipped without a word).
 CREATE FUNCTION audit_trail._feed_range(since text, upto text)
-RETURNS TABLE(base pg_snapshot, part pg_snapshot, last_id bigint, hi pg_snapshot)
+RETURNS TABLE(base pg_snapshot, part pg_snapshot, last_id bigint, by_commit boolean, hi pg_snapshot)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -187,7 +215,7 @@ DECLARE
     now pg_snapshot := audit_trail._feed_now();
     u record;
 BEGIN
-    SELECT * INTO base, part, last_id FROM audit_trail._feed_parse(since, 'since');
+    SELECT * INTO base, part, last_id, by_commit FROM audit_trail._feed_parse(since, 'since');
     IF upto IS NULL THEN
         hi := now;
     ELSE
@@ -231,11 +259,19 @@ BEGIN
         RAISE EXCEPTION 'pg_audit_trail: max_events must be at least 1, not %', max_events
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF max_events IS NOT NULL AND upto IS NULL THEN
+        -- A batch cut short goes on from feed_position_after(since, upto,
+        -- last id), which must be told the same upto: an upto of now that
+        -- the caller never saw cannot be.
+        RAISE EXCEPTION 'pg_audit_trail: max_events needs upto'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Take upto with audit_trail.feed_position() first, and go on with audit_trail.feed_position_after(since, upto, last id).';
+    END IF;
     SELECT * INTO r FROM audit_trail._feed_range(since, upto);
     IF r.part IS NOT NULL THEN
         -- The rest of a batch cut short, then what came after it.
         RETURN QUERY SELECT * FROM audit_trail._feed_batch(r.base, r.part,
-            audit_trail._feed_resume_key(r.base, r.part, r.last_id), r.last_id, lim);
+            audit_trail._feed_resume_key(r.base, r.part, r.last_id, r.by_commit), r.last_id, lim, r.by_commit);
         GET DIAGNOSTICS n = ROW_COUNT;
         IF lim IS NOT NULL THEN
             lim := lim - n;
@@ -245,7 +281,8 @@ BEGIN
         END IF;
         r.base := r.part;
     END IF;
-    RETURN QUERY SELECT * FROM audit_trail._feed_batch(r.base, r.hi, NULL, NULL, lim);
+    RETURN QUERY SELECT * FROM audit_trail._feed_batch(r.base, r.hi, NULL, NULL, lim,
+                                                       current_setting('track_commit_timestamp')::boolean);
 END
 $$;
 COMMENT ON FUNCTION audit_trail.feed(text, text, integer) IS
@@ -260,6 +297,7 @@ AS $$
 DECLARE
     r record;
     token text := (SELECT o.token FROM audit_trail.feed_origin o);
+    now_by_commit boolean := current_setting('track_commit_timestamp')::boolean;
 BEGIN
     IF upto IS NULL OR last_id IS NULL THEN
         RAISE EXCEPTION 'pg_audit_trail: feed_position_after needs upto and last_id'
@@ -267,20 +305,20 @@ BEGIN
                   HINT = 'upto is the position the batch was read up to; last_id the id of its last event read.';
     END IF;
     SELECT * INTO r FROM audit_trail._feed_range(since, upto);
-    IF r.part IS NOT NULL AND audit_trail._feed_key(r.base, r.part, last_id) IS NOT NULL THEN
-        IF (audit_trail._feed_key(r.base, r.part, last_id), last_id)
-           < (audit_trail._feed_resume_key(r.base, r.part, r.last_id), r.last_id) THEN
+    IF r.part IS NOT NULL AND audit_trail._feed_key(r.base, r.part, last_id, r.by_commit) IS NOT NULL THEN
+        IF (audit_trail._feed_key(r.base, r.part, last_id, r.by_commit), last_id)
+           < (audit_trail._feed_resume_key(r.base, r.part, r.last_id, r.by_commit), r.last_id) THEN
             RAISE EXCEPTION 'pg_audit_trail: event % was read before position since', last_id
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        RETURN format('%s/%s/%s/%s', r.base, r.part, last_id, token);
+        RETURN format('%s/%s/%s%s/%s', r.base, r.part, last_id, CASE WHEN r.by_commit THEN 'c' ELSE '' END, token);
     END IF;
-    IF audit_trail._feed_key(coalesce(r.part, r.base), r.hi, last_id) IS NULL THEN
+    IF audit_trail._feed_key(coalesce(r.part, r.base), r.hi, last_id, now_by_commit) IS NULL THEN
         RAISE EXCEPTION 'pg_audit_trail: event % is not one feed(since, upto) returns', last_id
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'last_id is the id of the last event of the batch that was read.';
     END IF;
-    RETURN format('%s/%s/%s/%s', coalesce(r.part, r.base), r.hi, last_id, token);
+    RETURN format('%s/%s/%s%s/%s', coalesce(r.part, r.base), r.hi, last_id, CASE WHEN now_by_commit THEN 'c' ELSE '' END, token);
 END
 $$;
 COMMENT ON FUNCTION audit_trail.feed_position_after(text, text, bigint) IS

@@ -68,9 +68,9 @@ GRANT EXECUTE ON FUNCTION audit_trail.check(), audit_trail._capture_ok(regclass)
 GRANT EXECUTE ON FUNCTION audit_trail._feed_now(),
                           audit_trail._feed_parse(text, text),
                           audit_trail._feed_covers(pg_snapshot, pg_snapshot),
-                          audit_trail._feed_batch(pg_snapshot, pg_snapshot, timestamptz, bigint, bigint),
-                          audit_trail._feed_key(pg_snapshot, pg_snapshot, bigint),
-                          audit_trail._feed_resume_key(pg_snapshot, pg_snapshot, bigint),
+                          audit_trail._feed_batch(pg_snapshot, pg_snapshot, timestamptz, bigint, bigint, boolean),
+                          audit_trail._feed_key(pg_snapshot, pg_snapshot, bigint, boolean),
+                          audit_trail._feed_resume_key(pg_snapshot, pg_snapshot, bigint, boolean),
                           audit_trail._feed_range(text, text)
    TO PUBLIC;
 GRANT SELECT ON audit_trail.feed_origin TO PUBLIC;

@@ -155,9 +155,17 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    s pg_snapshot := pg_current_snapshot();
-    me xid8 := pg_current_xact_id_if_assigned();
+    s pg_snapshot;
+    me xid8;
 BEGIN
+    IF pg_is_in_recovery() THEN
+        RAISE EXCEPTION 'pg_audit_trail: the feed is read on the primary'
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'A standby''s snapshot does not list the transactions in flight on the primary: a position taken here would call them committed.',
+                  HINT = 'Connect to the primary for feed_position() and feed(); a standby serves search() and the rest.';
+    END IF;
+    s := pg_current_snapshot();
+    me := pg_current_xact_id_if_assigned();
     IF me IS NULL OR NOT pg_visible_in_snapshot(me, s) THEN
         RETURN s;
     END IF;
@@ -181,7 +189,7 @@ COMMENT ON FUNCTION audit_trail.feed_position() IS
 
 -- new
 CREATE FUNCTION audit_trail._feed_parse(pos text, what text)
-RETURNS TABLE(base pg_snapshot, part pg_snapshot, last_id bigint)
+RETURNS TABLE(base pg_snapshot, part pg_snapshot, last_id bigint, by_commit boolean)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -210,7 +218,8 @@ BEGIN
         base := bits[1]::pg_snapshot;
         IF n = 4 THEN
             part := bits[2]::pg_snapshot;
-            last_id := bits[3]::bigint;
+            by_commit := bits[3] LIKE '%c';
+            last_id := rtrim(bits[3], 'c')::bigint;
         END IF;
     EXCEPTION WHEN data_exception THEN
         RAISE EXCEPTION 'pg_audit_trail: % "%" is not a feed position', what, pos
@@ -231,18 +240,20 @@ AS $$
 $$;
 
 -- new
-CREATE FUNCTION audit_trail._feed_batch(lo pg_snapshot, hi pg_snapshot, after_key timestamptz, after_id bigint, lim bigint)
+CREATE FUNCTION audit_trail._feed_batch(lo pg_snapshot, hi pg_snapshot, after_key timestamptz, after_id bigint, lim bigint,
+                                       by_commit boolean)
 RETURNS SETOF audit_trail.events
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
 DECLARE
-    in_flight bigint[] := ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(lo) x);
+    -- Of the transactions in flight at lo, those that committed by hi: one
+    -- still running (a long bulk load) is not read at every poll.
+    in_flight bigint[] := ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(lo) x WHERE pg_visible_in_snapshot(x, hi));
     lo_xmax bigint := pg_snapshot_xmax(lo)::text::bigint;
     hi_xmax bigint := pg_snapshot_xmax(hi)::text::bigint;
     restored timestamptz := (SELECT o.restored FROM audit_trail.feed_origin o);
-    by_commit boolean := current_setting('track_commit_timestamp')::boolean;
 BEGIN
     IF cardinality(in_flight) = 0 THEN
         -- Nothing was in flight at lo: one range (with an empty list the
@@ -267,11 +278,11 @@ END
 $$;
 
 -- new
-CREATE FUNCTION audit_trail._feed_key(lo pg_snapshot, hi pg_snapshot, event_id bigint) RETURNS timestamptz
+CREATE FUNCTION audit_trail._feed_key(lo pg_snapshot, hi pg_snapshot, event_id bigint, by_commit boolean) RETURNS timestamptz
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce(CASE WHEN current_setting('track_commit_timestamp')::boolean
+    SELECT coalesce(CASE WHEN by_commit
                          THEN pg_xact_commit_timestamp((e.txid % 4294967296)::text::xid) END, '-infinity')
     FROM audit_trail.events e, audit_trail.feed_origin o
     WHERE e.id = event_id
@@ -281,13 +292,22 @@ AS $$
 $$;
 
 -- new
-CREATE FUNCTION audit_trail._feed_resume_key(base pg_snapshot, part pg_snapshot, last_id bigint) RETURNS timestamptz
+CREATE FUNCTION audit_trail._feed_resume_key(base pg_snapshot, part pg_snapshot, last_id bigint, by_commit boolean)
+RETURNS timestamptz
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    k timestamptz := audit_trail._feed_key(base, part, last_id);
+    k timestamptz;
 BEGIN
+    IF by_commit AND NOT current_setting('track_commit_timestamp')::boolean THEN
+        RAISE EXCEPTION 'pg_audit_trail: position since is in a batch read in commit order, and track_commit_timestamp is off now'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Without commit times the rest of that batch cannot be told from what was read.',
+                  HINT = format('Turn track_commit_timestamp on again (a restart), or read the whole batch again from position %L (what was read comes twice).',
+                                base::text || '/' || (SELECT o.token FROM audit_trail.feed_origin o));
+    END IF;
+    k := audit_trail._feed_key(base, part, last_id, by_commit);
     IF k IS NULL THEN
         RAISE EXCEPTION 'pg_audit_trail: event % of position since is no longer in the log', last_id
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -300,7 +320,7 @@ $$;
 
 -- new
 CREATE FUNCTION audit_trail._feed_range(since text, upto text)
-RETURNS TABLE(base pg_snapshot, part pg_snapshot, last_id bigint, hi pg_snapshot)
+RETURNS TABLE(base pg_snapshot, part pg_snapshot, last_id bigint, by_commit boolean, hi pg_snapshot)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -308,7 +328,7 @@ DECLARE
     now pg_snapshot := audit_trail._feed_now();
     u record;
 BEGIN
-    SELECT * INTO base, part, last_id FROM audit_trail._feed_parse(since, 'since');
+    SELECT * INTO base, part, last_id, by_commit FROM audit_trail._feed_parse(since, 'since');
     IF upto IS NULL THEN
         hi := now;
     ELSE
@@ -353,11 +373,19 @@ BEGIN
         RAISE EXCEPTION 'pg_audit_trail: max_events must be at least 1, not %', max_events
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF max_events IS NOT NULL AND upto IS NULL THEN
+        -- A batch cut short goes on from feed_position_after(since, upto,
+        -- last id), which must be told the same upto: an upto of now that
+        -- the caller never saw cannot be.
+        RAISE EXCEPTION 'pg_audit_trail: max_events needs upto'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Take upto with audit_trail.feed_position() first, and go on with audit_trail.feed_position_after(since, upto, last id).';
+    END IF;
     SELECT * INTO r FROM audit_trail._feed_range(since, upto);
     IF r.part IS NOT NULL THEN
         -- The rest of a batch cut short, then what came after it.
         RETURN QUERY SELECT * FROM audit_trail._feed_batch(r.base, r.part,
-            audit_trail._feed_resume_key(r.base, r.part, r.last_id), r.last_id, lim);
+            audit_trail._feed_resume_key(r.base, r.part, r.last_id, r.by_commit), r.last_id, lim, r.by_commit);
         GET DIAGNOSTICS n = ROW_COUNT;
         IF lim IS NOT NULL THEN
             lim := lim - n;
@@ -367,7 +395,8 @@ BEGIN
         END IF;
         r.base := r.part;
     END IF;
-    RETURN QUERY SELECT * FROM audit_trail._feed_batch(r.base, r.hi, NULL, NULL, lim);
+    RETURN QUERY SELECT * FROM audit_trail._feed_batch(r.base, r.hi, NULL, NULL, lim,
+                                                       current_setting('track_commit_timestamp')::boolean);
 END
 $$;
 COMMENT ON FUNCTION audit_trail.feed(text, text, integer) IS
@@ -381,6 +410,7 @@ AS $$
 DECLARE
     r record;
     token text := (SELECT o.token FROM audit_trail.feed_origin o);
+    now_by_commit boolean := current_setting('track_commit_timestamp')::boolean;
 BEGIN
     IF upto IS NULL OR last_id IS NULL THEN
         RAISE EXCEPTION 'pg_audit_trail: feed_position_after needs upto and last_id'
@@ -388,20 +418,20 @@ BEGIN
                   HINT = 'upto is the position the batch was read up to; last_id the id of its last event read.';
     END IF;
     SELECT * INTO r FROM audit_trail._feed_range(since, upto);
-    IF r.part IS NOT NULL AND audit_trail._feed_key(r.base, r.part, last_id) IS NOT NULL THEN
-        IF (audit_trail._feed_key(r.base, r.part, last_id), last_id)
-           < (audit_trail._feed_resume_key(r.base, r.part, r.last_id), r.last_id) THEN
+    IF r.part IS NOT NULL AND audit_trail._feed_key(r.base, r.part, last_id, r.by_commit) IS NOT NULL THEN
+        IF (audit_trail._feed_key(r.base, r.part, last_id, r.by_commit), last_id)
+           < (audit_trail._feed_resume_key(r.base, r.part, r.last_id, r.by_commit), r.last_id) THEN
             RAISE EXCEPTION 'pg_audit_trail: event % was read before position since', last_id
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        RETURN format('%s/%s/%s/%s', r.base, r.part, last_id, token);
+        RETURN format('%s/%s/%s%s/%s', r.base, r.part, last_id, CASE WHEN r.by_commit THEN 'c' ELSE '' END, token);
     END IF;
-    IF audit_trail._feed_key(coalesce(r.part, r.base), r.hi, last_id) IS NULL THEN
+    IF audit_trail._feed_key(coalesce(r.part, r.base), r.hi, last_id, now_by_commit) IS NULL THEN
         RAISE EXCEPTION 'pg_audit_trail: event % is not one feed(since, upto) returns', last_id
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'last_id is the id of the last event of the batch that was read.';
     END IF;
-    RETURN format('%s/%s/%s/%s', coalesce(r.part, r.base), r.hi, last_id, token);
+    RETURN format('%s/%s/%s%s/%s', coalesce(r.part, r.base), r.hi, last_id, CASE WHEN now_by_commit THEN 'c' ELSE '' END, token);
 END
 $$;
 COMMENT ON FUNCTION audit_trail.feed_position_after(text, text, bigint) IS
@@ -687,6 +717,12 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     acts := ARRAY(SELECT DISTINCT upper(btrim(a)) FROM unnest(actions) a ORDER BY 1);
+    IF 'ALERT' = ANY (acts) THEN
+        -- Its own firings would match it: it would fire at every run.
+        RAISE EXCEPTION 'pg_audit_trail: alert "%" cannot match ALERT events', name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Alerts are announced on audit_trail.alert_channel and returned by check_alerts().';
+    END IF;
     IF changed_any IS NOT NULL AND NOT 'UPDATE' = ANY (acts) THEN
         RAISE EXCEPTION 'pg_audit_trail: alert "%": changed_any applies to UPDATE events only', name
             USING ERRCODE = 'invalid_parameter_value',
@@ -742,6 +778,19 @@ $$;
 COMMENT ON FUNCTION audit_trail.drop_alert(text) IS 'Drops an alert rule.';
 
 -- new
+CREATE FUNCTION audit_trail._alert_horizon() RETURNS timestamptz
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN EXISTS (SELECT FROM pg_prepared_xacts) THEN '-infinity'::timestamptz
+        ELSE least(clock_timestamp(),
+                   (SELECT min(a.xact_start) FROM pg_stat_activity a
+                    WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_backend_pid()))
+        END
+$$;
+
+-- new
 CREATE FUNCTION audit_trail._alert_key(per text, e audit_trail.events) RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
@@ -750,7 +799,8 @@ AS $$
         WHEN 'actor' THEN e.actor
         WHEN 'client_ip' THEN coalesce(host(e.client_ip), '')
         WHEN 'tenant' THEN coalesce(e.tenant, '')
-        WHEN 'entity' THEN coalesce(e.entity_type, '') || ' ' || coalesce(e.entity_id, '')
+        -- A JSON pair: ('a b', 'c') and ('a', 'b c') stay apart.
+        WHEN 'entity' THEN jsonb_build_array(e.entity_type, e.entity_id)::text
         WHEN 'transaction' THEN e.txid::text
         ELSE '' END
 $$;
@@ -775,6 +825,7 @@ DECLARE
     n int;
     fired_id bigint;
     channel text := audit_trail._setting('audit_trail.alert_channel');
+    horizon timestamptz;
 BEGIN
     -- One run at a time: a second one waits here, then reads from where the
     -- first stopped (READ COMMITTED re-reads the locked row).
@@ -789,6 +840,7 @@ BEGIN
         RETURN;
     END IF;
     upto := audit_trail.feed_position();
+    horizon := audit_trail._alert_horizon();
     IF split_part(st.position, '/', -1) IS DISTINCT FROM split_part(upto, '/', -1) THEN
         -- A position of another cluster (restored, copied): what was
         -- restored was checked there; go on from now.
@@ -850,14 +902,14 @@ BEGIN
         IF i <= n THEN
             INSERT INTO audit_trail.alert_window (rule, key, event_id, occurred_at)
             SELECT g.rule, g.key, ids[k], ts[k] FROM generate_series(i, n) k
-            WHERE ts[k] >= ts[n] - g.within;
+            WHERE ts[k] >= least(ts[n], horizon) - g.within;
         END IF;
     END LOOP;
-    -- Windows that no new event can reach any more (their newest event is
-    -- older than the window before now).
+    -- Events no window can reach any more: older than the window before
+    -- the horizon (now, or the start of the oldest open transaction).
     DELETE FROM audit_trail.alert_window w
     USING audit_trail.alert_rules r
-    WHERE w.rule = r.name AND w.occurred_at < clock_timestamp() - r.within;
+    WHERE w.rule = r.name AND w.occurred_at < horizon - r.within;
     UPDATE audit_trail.alert_state s SET position = upto, checked_at = clock_timestamp() WHERE s.one;
 END
 $$;
@@ -1185,9 +1237,9 @@ GRANT EXECUTE ON FUNCTION audit_trail.check(), audit_trail._capture_ok(regclass)
 GRANT EXECUTE ON FUNCTION audit_trail._feed_now(),
                           audit_trail._feed_parse(text, text),
                           audit_trail._feed_covers(pg_snapshot, pg_snapshot),
-                          audit_trail._feed_batch(pg_snapshot, pg_snapshot, timestamptz, bigint, bigint),
-                          audit_trail._feed_key(pg_snapshot, pg_snapshot, bigint),
-                          audit_trail._feed_resume_key(pg_snapshot, pg_snapshot, bigint),
+                          audit_trail._feed_batch(pg_snapshot, pg_snapshot, timestamptz, bigint, bigint, boolean),
+                          audit_trail._feed_key(pg_snapshot, pg_snapshot, bigint, boolean),
+                          audit_trail._feed_resume_key(pg_snapshot, pg_snapshot, bigint, boolean),
                           audit_trail._feed_range(text, text)
    TO PUBLIC;
 GRANT SELECT ON audit_trail.feed_origin TO PUBLIC;

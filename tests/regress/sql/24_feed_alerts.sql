@@ -79,6 +79,10 @@ SELECT pg_temp.try($$SELECT * FROM audit_trail.feed('700:700:/0123456789ab')$$);
 SELECT pg_temp.try(format('SELECT * FROM audit_trail.feed(%L, %L)', :'p2', :'p0'));
 SELECT pg_temp.try(format('SELECT * FROM audit_trail.feed(%L, %L)', :'p0', :'pa'));
 SELECT pg_temp.try(format('SELECT * FROM audit_trail.feed(%L, NULL, 0)', :'p0'));
+-- A batch cut short needs the upto its continuation will be given.
+SELECT pg_temp.try(format('SELECT * FROM audit_trail.feed(%L, NULL, 3)', :'p0'));
+-- A position in a commit-ordered batch, with track_commit_timestamp off now.
+SELECT pg_temp.try(format('SELECT * FROM audit_trail.feed(%L)', regexp_replace(:'pa', '/(\d+)/', '/\1c/')));
 SELECT pg_temp.try(format('SELECT audit_trail.feed_position_after(%L, %L, -1)', :'p0', :'p2'));
 SELECT pg_temp.try(format('SELECT audit_trail.feed_position_after(%L, NULL, 1)', :'p0'));
 -- A position from the future (its xmax ahead of every transaction here).
@@ -106,6 +110,7 @@ SELECT pg_temp.try($$SELECT audit_trail.add_alert('a', '{X}', per => 'user')$$);
 SELECT pg_temp.try($$SELECT audit_trail.add_alert('a', '{DELETE}', changed_any => '{x}')$$);
 SELECT pg_temp.try($$SELECT audit_trail.add_alert('a', '{UPDATE}', changed_any => '{}')$$);
 SELECT pg_temp.try($$SELECT audit_trail.add_alert('a', '{X}', entity_types => '{}')$$);
+SELECT pg_temp.try($$SELECT audit_trail.add_alert('a', '{Alert}')$$);
 SELECT pg_temp.try($$SELECT audit_trail.drop_alert('nope')$$);
 SET ROLE fa_reader;
 SELECT pg_temp.try($$SELECT audit_trail.add_alert('a', '{X}')$$);
@@ -202,3 +207,10 @@ SELECT action, entity_id, details->>'change' AS change FROM audit_trail.events
 WHERE entity_type = 'audit_trail.alert' AND entity_id = 'burst' AND action <> 'ALERT' ORDER BY id;
 SELECT count(*) AS burst_window_rows FROM audit_trail.alert_window WHERE rule = 'burst';
 SELECT * FROM audit_trail.check_alerts();
+
+\echo '8. per entity: the key is the pair, as JSON'
+SELECT audit_trail.add_alert('doc_churn', ARRAY['UPDATE'], entity_types => ARRAY['fa.docs'], threshold => 2, within => '1 hour', per => 'entity');
+UPDATE fa.docs SET body = 'a' WHERE id = 1;
+UPDATE fa.docs SET body = 'b' WHERE id IN (1, 2);
+SELECT alert, key, events FROM audit_trail.check_alerts();
+SELECT audit_trail.drop_alert('doc_churn');
