@@ -169,6 +169,21 @@ expect_eq "ALERT events recorded" "$(sql -c "SELECT count(*) FROM audit_trail.ev
 expect_eq "one of the runs found nothing left" \
   "$( (head -1 "$IT_WORK/check1.out"; head -1 "$IT_WORK/check2.out") | sort -n | head -1)" 0
 
+echo "6b. a window holds its events while a transaction that may add to it is open"
+sql -c "SELECT audit_trail.add_alert('pair', ARRAY['PAIR_EVT'], threshold => 2, within => '3 seconds')" >/dev/null
+# L logs at t=0 and commits at t=6; S logs at t=1 and commits at once; a
+# run at t=4 sees S only (L in flight), a run after L's commit sees L.
+sql -c "BEGIN" -c "SELECT audit_trail.log_event('PAIR_EVT') IS NOT NULL" -c "SELECT pg_sleep(6)" -c "COMMIT" >/dev/null &
+l=$!
+sleep 1
+sql -c "SELECT audit_trail.log_event('PAIR_EVT') IS NOT NULL" >/dev/null
+sleep 3
+run1=$(sql -c "SELECT count(*) FROM audit_trail.check_alerts() WHERE alert = 'pair'")
+wait $l
+run2=$(sql -c "SELECT string_agg(alert || ':' || events, ',') FROM audit_trail.check_alerts()")
+expect_eq "two events 1 s apart, one committed 6 s later: fired once, after both" "$run1|$run2" "0|pair:2"
+sql -c "SELECT audit_trail.drop_alert('pair')" >/dev/null
+
 echo "7. the SIEM recipe, as the README writes it, under writers; read back with psql \\copy"
 sql -c "CREATE TABLE siem_position (consumer text PRIMARY KEY, pos text NOT NULL)"
 sql -c "INSERT INTO siem_position SELECT 'siem', audit_trail.feed_position()"
