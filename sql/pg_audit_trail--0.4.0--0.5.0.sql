@@ -954,6 +954,9 @@ CREATE FUNCTION audit_trail.seal() RETURNS TABLE(seal_id bigint, events bigint, 
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET work_mem = '64MB'
+-- A seal's events are read whole (src/seal.rs leaves_query): the cheapest
+-- plan in total, not the fastest to a first row (index scans in id order).
+SET cursor_tuple_fraction = 1
 AS $$
 DECLARE
     last audit_trail.seal_chain;
@@ -1010,6 +1013,9 @@ RETURNS TABLE(seal_id bigint, event_id bigint, problem text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET work_mem = '64MB'
+-- A seal's events are read whole (src/seal.rs leaves_query): the cheapest
+-- plan in total, not the fastest to a first row (index scans in id order).
+SET cursor_tuple_fraction = 1
 AS $$
 DECLARE
     s audit_trail.seal_chain;
@@ -1102,6 +1108,45 @@ BEGIN
         prev := s;
         expected := s.seal_id + 1;
     END LOOP;
+    -- The whole trail only: events older than this database's origin
+    -- (feed_origin.restored: its install, or its restore) that no seal
+    -- covers. The feed never returns them, so no seal of this series can
+    -- take them, nor report them as added: an event forged with an old
+    -- occurred_at would go unseen. A seal made before the restore covers
+    -- the events of its series (occurred_at from its series_start to the
+    -- next one's) visible in the series' last position; any other event
+    -- this old is in no seal. Only the partitions older than the origin
+    -- are read.
+    IF since IS NULL THEN
+        seal_id := NULL;
+        FOR v IN
+            WITH series AS MATERIALIZED (
+                SELECT l.seal_id AS last_seal, l.series_start AS from_at,
+                       coalesce((SELECT min(c.series_start) FROM audit_trail.seal_chain c
+                                 WHERE c.series_start > l.series_start), current_restored) AS until_at,
+                       split_part(l.position, '/', 1)::pg_snapshot AS last_snapshot
+                FROM audit_trail.seal_chain l
+                WHERE substring(l.position FROM '[^/]*$') <> token
+                  AND NOT EXISTS (SELECT 1 FROM audit_trail.seal_chain c
+                                  WHERE c.series_start = l.series_start AND c.seal_id > l.seal_id)
+            )
+            SELECT e.id, w.last_seal
+            FROM audit_trail.events e
+            LEFT JOIN series w ON e.occurred_at >= w.from_at AND e.occurred_at < w.until_at
+            WHERE e.occurred_at < current_restored
+              AND (w.last_seal IS NULL OR NOT pg_visible_in_snapshot(e.txid::text::xid8, w.last_snapshot))
+            ORDER BY e.id
+        LOOP
+            event_id := v.id;
+            problem := CASE WHEN v.last_seal IS NULL
+                THEN 'not sealed: older than this database''s origin (feed_origin.restored) and than its seals: '
+                     'forged, unless it came with a restore of a database that had not sealed it'
+                ELSE format('not sealed: captured before this database was restored (feed_origin.restored) '
+                            'and committed after seal %s, the last before the dump: expected for the events '
+                            'committed between that seal and the dump, otherwise forged', v.last_seal) END;
+            RETURN NEXT;
+        END LOOP;
+    END IF;
 END
 $$;
 

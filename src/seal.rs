@@ -228,17 +228,24 @@ fn present_columns() -> std::collections::HashSet<String> {
     .unwrap_or_else(|e| error!("pg_audit_trail: reading the columns of audit_trail.events: {e}"))
 }
 
-/// The query that yields (id, leaf, occurred_at) of the events that
-/// audit_trail.feed($1, $2) returns, in id order: the one place where
-/// columns are rendered for the canonical bytes.
+/// The query that yields (id, leaf, occurred_at) of the events between two
+/// positions, in id order: the one place where columns are rendered for the
+/// canonical bytes. Its parameters are `Window::params`.
 ///
-/// `earlier_series`: the seal was made before this database was restored
-/// (its positions end in another token). The feed refuses such positions
-/// and never returns the events that came with the restore (API §10: their
-/// txids are the old cluster's), so the events of that series, the ones
-/// with occurred_at in [$3, $4), are taken by the same snapshot arithmetic
-/// here, on the positions' snapshots.
-fn leaves_query(earlier_series: bool) -> String {
+/// The events are those audit_trail.feed(since, upto) returns (its
+/// `_feed_batch`, sql/feed.sql): the transaction (txid) visible in upto's
+/// snapshot ($2) and not in since's ($1), looked for among the transactions
+/// in flight at since ($3) or begun between the two ($4, $5) so that the
+/// txid index serves a small seal, and occurred_at from $6 (the feed's
+/// feed_origin.restored) — written here rather than read through feed(),
+/// whose PL/pgSQL materializes every row, whole, before it returns the
+/// first (for a million events, a gigabyte of temporary files and half
+/// the time of a seal). A seal made before this database was restored (its
+/// positions end in another token: the feed refuses them, and never
+/// returns the events that came with the restore) takes the same snapshot
+/// arithmetic on its own positions, over the events of its series,
+/// occurred_at in [$6, $7).
+fn leaves_query() -> String {
     let present = present_columns();
     let col = |name: &str, kind: Kind| -> String {
         if !present.contains(name) {
@@ -255,22 +262,91 @@ fn leaves_query(earlier_series: bool) -> String {
     };
     let typed: Vec<String> = COLUMNS[..TYPED].iter().map(|&(n, k)| col(n, k)).collect();
     let rest: Vec<String> = COLUMNS[TYPED..].iter().map(|&(n, k)| col(n, k)).collect();
-    let source = if earlier_series {
-        "audit_trail.events e
-         WHERE e.occurred_at >= $3 AND e.occurred_at < $4
-           AND pg_catalog.pg_visible_in_snapshot(e.txid::text::xid8, pg_catalog.split_part($2, '/', 1)::pg_snapshot)
-           AND NOT pg_catalog.pg_visible_in_snapshot(e.txid::text::xid8, pg_catalog.split_part($1, '/', 1)::pg_snapshot)"
-    } else {
-        "audit_trail.feed($1, $2) e"
-    };
+    // Without a txid column (dropped by a superuser) nothing is in a seal's
+    // window, and verify reports every sealed event as removed.
+    let txid = if present.contains("txid") { "e.txid" } else { "NULL::int8" };
     format!(
         "SELECT {id}, audit_trail._event_leaf({typed}, ARRAY[{rest}]::text[]), {at}
-         FROM {source} ORDER BY 1",
+         FROM audit_trail.events e
+         WHERE ({txid} = ANY ($3) OR ({txid} >= $4 AND {txid} < $5))
+           AND pg_catalog.pg_visible_in_snapshot({txid}::text::xid8, $2::text::pg_snapshot)
+           AND NOT pg_catalog.pg_visible_in_snapshot({txid}::text::xid8, $1::text::pg_snapshot)
+           AND e.occurred_at >= $6 AND ($7::timestamptz IS NULL OR e.occurred_at < $7)
+         ORDER BY 1",
         id = typed[0],
         typed = typed.join(", "),
         rest = rest.join(", "),
         at = typed[1],
     )
+}
+
+/// The snapshot of a position ('<xmin>:<xmax>:<xip,...>/<token>', as
+/// feed_position() writes it): its text, xmax, and the transactions in
+/// flight.
+fn parse_position(pos: &str) -> (String, i64, Vec<i64>) {
+    let bad = || -> ! {
+        ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("pg_audit_trail: \"{pos}\" is not a seal's position"),
+            "A seal's positions come from audit_trail.feed_position(); audit_trail.seal_chain may have been edited."
+        );
+        unreachable!()
+    };
+    let mut parts = pos.split('/');
+    let (Some(snapshot), Some(_token), None) = (parts.next(), parts.next(), parts.next()) else { bad() };
+    let mut fields = snapshot.split(':');
+    let (Some(xmin), Some(xmax), Some(xip), None) = (fields.next(), fields.next(), fields.next(), fields.next()) else { bad() };
+    let (Ok(_), Ok(xmax)) = (xmin.parse::<i64>(), xmax.parse::<i64>()) else { bad() };
+    let xip: Vec<i64> = xip
+        .split(',')
+        .filter(|x| !x.is_empty())
+        .map(|x| x.parse::<i64>().unwrap_or_else(|_| bad()))
+        .collect();
+    (snapshot.to_string(), xmax, xip)
+}
+
+/// The events of a seal: between positions `since` and `upto`, captured
+/// from `from` (and before `until`, for a series before a restore).
+struct Window {
+    lo: String,
+    hi: String,
+    in_flight: Vec<i64>,
+    lo_xmax: i64,
+    hi_xmax: i64,
+    from: Option<pgrx::datum::TimestampWithTimeZone>,
+    until: Option<pgrx::datum::TimestampWithTimeZone>,
+}
+
+impl Window {
+    /// `from` None: this database's series, from feed_origin.restored.
+    fn new(since: &str, upto: &str, from: Option<pgrx::datum::TimestampWithTimeZone>, until: Option<pgrx::datum::TimestampWithTimeZone>) -> Window {
+        let (lo, lo_xmax, mut in_flight) = parse_position(since);
+        let (hi, hi_xmax, _) = parse_position(upto);
+        if in_flight.is_empty() {
+            // An empty list may lead the planner to an index that has
+            // nothing to do with txid (as in _feed_batch); lo_xmax is in
+            // the range anyway.
+            in_flight.push(lo_xmax);
+        }
+        let from = from.or_else(|| {
+            Spi::get_one::<pgrx::datum::TimestampWithTimeZone>("SELECT o.restored FROM audit_trail.feed_origin o")
+                .or_fail("reading audit_trail.feed_origin")
+        });
+        Window { lo, hi, in_flight, lo_xmax, hi_xmax, from, until }
+    }
+
+    fn params(&self) -> Vec<pgrx::datum::DatumWithOid<'_>> {
+        vec![
+            self.lo.as_str().into(),
+            self.hi.as_str().into(),
+            self.in_flight.clone().into(),
+            self.lo_xmax.into(),
+            self.hi_xmax.into(),
+            self.from.into(),
+            self.until.into(),
+        ]
+    }
 }
 
 const FETCH: i64 = 10_000;
@@ -288,7 +364,7 @@ impl<T> OrFail<T> for Result<T, pgrx::spi::Error> {
     }
 }
 
-/// Seals the events of audit_trail.feed(since, upto) as seal `seal_id`:
+/// Seals the events of audit_trail.feed(since, upto) (`leaves_query`) as seal `seal_id`:
 /// writes their ids and leaf hashes to audit_trail.sealed_events (in id
 /// order, CHUNK a row) and returns how many, their tree hash, and the range
 /// of their ids and times. Called by audit_trail.seal() only.
@@ -308,12 +384,13 @@ fn seal_events(
         name!(last_at, Option<pgrx::datum::TimestampWithTimeZone>),
     ),
 > {
-    let query = leaves_query(false);
+    let query = leaves_query();
+    let window = Window::new(since, upto, None, None);
     let mut tree = Merkle::default();
     let (mut first_id, mut last_id) = (None, None);
     let (mut first_at, mut last_at): (Option<i64>, Option<i64>) = (None, None);
     Spi::connect_mut(|client| {
-        let mut cursor = client.open_cursor(query.as_str(), &[since.into(), upto.into()]);
+        let mut cursor = client.open_cursor(query.as_str(), &window.params());
         let mut ids: Vec<i64> = Vec::with_capacity(CHUNK);
         let mut leaves: Vec<u8> = Vec::with_capacity(CHUNK * 32);
         let mut chunk = 0i32;
@@ -377,7 +454,7 @@ fn seal_root(
 }
 
 /// Compares seal `seal_id` (its stored ids and leaves) with the events
-/// audit_trail.feed(since, upto) returns now, both in id order: one row per
+/// between since and upto now (`leaves_query`), both in id order: one row per
 /// event whose leaf differs ('changed'), that is there but was not sealed
 /// ('added'), or that was sealed but is not there ('missing': verify() says
 /// whether it was removed, by retention or not, or moved out of the seal's
@@ -392,8 +469,8 @@ fn verify_events(
     series_from: default!(Option<pgrx::datum::TimestampWithTimeZone>, "NULL"),
     series_until: default!(Option<pgrx::datum::TimestampWithTimeZone>, "NULL"),
 ) -> TableIterator<'static, (name!(event_id, Option<i64>), name!(problem, String))> {
-    let earlier = series_from.is_some() || series_until.is_some();
-    let query = leaves_query(earlier);
+    let query = leaves_query();
+    let window = Window::new(since, upto, series_from, series_until);
     let mut out: Vec<(Option<i64>, String)> = Vec::new();
     let mut stored_tree = Merkle::default();
     Spi::connect(|client| {
@@ -441,11 +518,7 @@ fn verify_events(
                 }
             }
         };
-        let mut cursor = if earlier {
-            client.open_cursor(query.as_str(), &[since.into(), upto.into(), series_from.into(), series_until.into()])
-        } else {
-            client.open_cursor(query.as_str(), &[since.into(), upto.into()])
-        };
+        let mut cursor = client.open_cursor(query.as_str(), &window.params());
         let mut stored = next_stored(&mut out);
         loop {
             let t = cursor.fetch(FETCH).or_fail("reading sealed events");

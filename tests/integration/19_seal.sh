@@ -92,16 +92,27 @@ expect_eq "dropped partition: partition missing" "$(sql -c "SELECT string_agg(pr
 # Dump and restore: the seals still verify (they belong to the series of
 # transaction ids before the restore), and sealing goes on after it.
 problems_before=$(sql -c "SELECT count(*) FROM audit_trail.verify()")
+# An event committed after the last seal and before the dump: not sealed
+# before the restore, and older than the restored database's origin, so
+# never sealed after it either. verify() says so (one more row there).
+sql -c "INSERT INTO acct VALUES (4999, 1)"
+unsealed=$(sql -c "SELECT id FROM audit_trail.events WHERE entity_id = '4999'")
+expect_eq "unsealed before the dump: not a problem here" "$(sql -c "SELECT count(*) FROM audit_trail.verify()")" "$problems_before"
 target="${IT_DB}_restored"
 sql -c "DROP DATABASE IF EXISTS $target" -c "CREATE DATABASE $target"
 pg_dump -h 127.0.0.1 -p "$IT_PORT" -U postgres -Fc -f "$IT_WORK/seal.dump" "$IT_DB"
 pg_restore -h 127.0.0.1 -p "$IT_PORT" -U postgres -d "$target" --exit-on-error "$IT_WORK/seal.dump"
 expect_eq "seals restored" "$(sql_db "$target" -c "SELECT md5(string_agg(seal_id || root, ',' ORDER BY seal_id)) FROM audit_trail.seals")" \
   "$(sql -c "SELECT md5(string_agg(seal_id || root, ',' ORDER BY seal_id)) FROM audit_trail.seals")"
-expect_eq "restored: same verdict" "$(sql_db "$target" -c "SELECT count(*) FROM audit_trail.verify()")" "$problems_before"
+expect_eq "restored: same verdict, and the event the seals never took" \
+  "$(sql_db "$target" -c "SELECT count(*) FROM audit_trail.verify()")" "$(( problems_before + 1 ))"
+last_seal=$(sql -c "SELECT max(seal_id) FROM audit_trail.seal_chain")
+expect_eq "restored: the unsealed event, said as such" \
+  "$(sql_db "$target" -c "SELECT coalesce(seal_id::text, '-') || ' ' || problem FROM audit_trail.verify() WHERE event_id = $unsealed")" \
+  "- not sealed: captured before this database was restored (feed_origin.restored) and committed after seal $last_seal, the last before the dump: expected for the events committed between that seal and the dump, otherwise forged"
 sql_db "$target" -c "INSERT INTO acct VALUES (5000, 1)"
 expect_eq "restored: a new seal" "$(sql_db "$target" -c "SELECT events > 0 FROM audit_trail.seal()")" t
-expect_eq "restored: still the same verdict" "$(sql_db "$target" -c "SELECT count(*) FROM audit_trail.verify()")" "$problems_before"
+expect_eq "restored: still the same verdict" "$(sql_db "$target" -c "SELECT count(*) FROM audit_trail.verify()")" "$(( problems_before + 1 ))"
 cp=$(sql_db "$target" -c "SELECT audit_trail.checkpoint()")
 expect_eq "restored: checkpoint verifies" "$(echo "SELECT count(*) FROM audit_trail.verify_checkpoint(:'cp')" | sql_db "$target" -v cp="$cp")" 0
 sql -c "DROP DATABASE $target"

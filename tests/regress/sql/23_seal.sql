@@ -74,6 +74,10 @@ DELETE FROM audit_trail.events WHERE id = :e0 + 2;
 -- A forged event, given the transaction of a sealed one.
 INSERT INTO audit_trail.events (id, occurred_at, txid, action, actor, db_user)
 SELECT 900000000 + :e0, occurred_at, txid, 'FORGED', 'mallory', 'postgres' FROM audit_trail.events WHERE id = :e0;
+-- A forged event older than this database's origin: the feed never returns
+-- it, so no seal covers it, and no seal's window holds it.
+INSERT INTO audit_trail.events (id, occurred_at, txid, action, actor, db_user)
+SELECT 900000001 + :e0, o.restored - interval '1 day', 3, 'FORGED', 'mallory', 'postgres' FROM audit_trail.feed_origin o;
 -- A column nobody looks at: the statement.
 UPDATE audit_trail.events SET statement = 'SELECT 1' WHERE id = :e0 + 3;
 -- NULL made empty.
@@ -90,7 +94,7 @@ SELECT seal_id - :s0 AS seal, regexp_replace(problem, 'seal (\d+)', 'seal ' || (
 INSERT INTO audit_trail.seal_chain SELECT * FROM kept;
 -- Put back what can be: the deleted event stays reported.
 UPDATE audit_trail.events SET after = after - 'v' || jsonb_build_object('v', 'v2') WHERE id = :e0 + 1;
-DELETE FROM audit_trail.events WHERE id = 900000000 + :e0;
+DELETE FROM audit_trail.events WHERE id IN (900000000 + :e0, 900000001 + :e0);
 UPDATE audit_trail.events SET statement = NULL WHERE id = :e0 + 3;
 UPDATE audit_trail.events SET user_agent = NULL WHERE id = :e0 + 4;
 UPDATE pg_trigger SET tgenabled = 'A' WHERE tgname IN ('audit_trail_guard', 'audit_trail_guard_row');
