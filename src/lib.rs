@@ -46,6 +46,7 @@ mod notify;
 mod protect;
 mod read_log;
 mod settings;
+mod shape;
 mod sink;
 mod statement;
 mod writer;

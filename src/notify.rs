@@ -130,6 +130,7 @@ unsafe extern "C-unwind" fn on_subxact(
 /// NOTIFY refuses payloads of 8000 bytes or more.
 const MAX_PAYLOAD: usize = 7999;
 
+#[derive(Clone)]
 pub struct Feed {
     channel: Rc<str>,
     occurred_at: String,
@@ -166,6 +167,19 @@ impl Feed {
             std::ffi::CStr::from_ptr(pg_sys::text_to_cstring(d.cast_mut_ptr())).to_string_lossy().into_owned()
         });
         queue(&self.channel, self.payload(id, entity_id.as_deref()));
+    }
+
+    /// announce, for an event whose action is its own (a named action,
+    /// API §11) and not the statement's.
+    ///
+    /// # Safety
+    /// As for announce; `action` must be a valid text datum too.
+    pub unsafe fn announce_as(&self, id: i64, entity_id: Option<Datum>, action: Datum) {
+        let mut named = self.clone();
+        // SAFETY: as the caller promises; text_to_cstring copies it.
+        named.action = unsafe { std::ffi::CStr::from_ptr(pg_sys::text_to_cstring(action.cast_mut_ptr())).to_string_lossy().into_owned() };
+        // SAFETY: as the caller promises.
+        unsafe { named.announce(id, entity_id) };
     }
 
     /// `{"id","occurred_at","action","entity_type","entity_id","actor"}`;
