@@ -226,3 +226,43 @@ impl Rule {
         true
     }
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use crate::writer::paths;
+    use pgrx::prelude::*;
+
+    /// The SQL path (the default partition) writes each event's own tenant
+    /// and action: a batch never mixes rows whose statement-wide columns
+    /// differ.
+    #[pg_test]
+    fn the_sql_path_keeps_each_events_tenant_and_action() {
+        Spi::run("SELECT pg_advisory_xact_lock(1618)").unwrap();
+        Spi::run(
+            "CREATE TABLE shape_t (id int PRIMARY KEY, org text, status text);
+             SELECT audit_trail.enable('shape_t', tenant_column => 'org');
+             SELECT audit_trail.name_action('shape_t', 'STOPPED', 'UPDATE', after_matches => '{\"status\": \"stopped\"}');
+             SET LOCAL audit_trail.tenant = 'ctx';",
+        )
+        .unwrap();
+        for force in [true, false] {
+            paths::FORCE_SQL.with(|f| f.set(force));
+            Spi::run(
+                "DELETE FROM shape_t;
+                 INSERT INTO shape_t SELECT g, 'org' || (g % 3), 'running' FROM generate_series(1, 100) g;
+                 UPDATE shape_t SET status = CASE WHEN id % 2 = 0 THEN 'stopped' ELSE 'paused' END;",
+            )
+            .unwrap();
+            paths::FORCE_SQL.with(|f| f.set(false));
+            let wrong = Spi::get_one::<i64>(
+                "SELECT count(*) FROM (SELECT * FROM audit_trail.events WHERE entity_type = 'public.shape_t'
+                                       ORDER BY id DESC LIMIT 200) e
+                 WHERE e.tenant IS DISTINCT FROM 'org' || (e.entity_id::int % 3)
+                    OR e.action <> CASE WHEN e.operation = 'UPDATE' AND e.entity_id::int % 2 = 0 THEN 'STOPPED' ELSE e.operation END",
+            )
+            .unwrap();
+            assert_eq!(wrong, Some(0), "force_sql = {force}");
+        }
+    }
+}
