@@ -97,7 +97,14 @@ CREATE TABLE audit_trail.config (
     columns         text[]      NOT NULL DEFAULT '{}',
     enabled_at      timestamptz NOT NULL DEFAULT now(),
     enabled_by      text        NOT NULL DEFAULT session_user,
-    reveal          text[]      NOT NULL DEFAULT '{}'
+    reveal          text[]      NOT NULL DEFAULT '{}',
+    -- 0.5.0 (API §11), last because ALTER TABLE appends: the column whose
+    -- value is each row event's tenant; the columns every UPDATE event
+    -- carries; the named actions, in creation order (name_action()). All
+    -- follow their columns through renames (_sync_columns).
+    tenant_column   text,
+    always_include  text[]      NOT NULL DEFAULT '{}',
+    named_actions   jsonb       NOT NULL DEFAULT '[]'
 );
 
 -- Every name an audited table has had, and when: history() and row_as_of()

@@ -48,6 +48,7 @@ mod protect;
 mod read_log;
 mod seal;
 mod settings;
+mod shape;
 mod sink;
 mod statement;
 mod writer;

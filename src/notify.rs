@@ -190,10 +190,10 @@ pub struct Feed {
     summary: Option<Summary>,
 }
 
-/// What a summary payload has of the statement.
+/// What a summary payload has of the statement (the action is each
+/// event's: a named action, API §11, is the event's own).
 struct Summary {
     occurred_at: String,
-    action: String,
     entity_type: Option<String>,
     actor: String,
 }
@@ -213,7 +213,7 @@ unsafe fn text_of(d: Datum, isnull: bool) -> Option<String> {
 
 impl Feed {
     /// The feed for one statement's events, or None when no channel is set.
-    pub fn for_statement(occurred_at: Datum, action: &str, entity_type: Option<&str>, actor: &str) -> Option<Feed> {
+    pub fn for_statement(occurred_at: Datum, entity_type: Option<&str>, actor: &str) -> Option<Feed> {
         let channel = settings::text(&settings::NOTIFY_CHANNEL)?;
         let summary = match settings::NOTIFY_PAYLOAD.get() {
             settings::NotifyPayload::Minimal => None,
@@ -222,7 +222,6 @@ impl Feed {
                 // is one, and one out of range is refused with an error, not
                 // misread.
                 occurred_at: unsafe { json::to_json_text(occurred_at, false, pg_sys::TIMESTAMPTZOID, Render::Value) },
-                action: action.to_string(),
                 entity_type: entity_type.map(str::to_string),
                 actor: actor.to_string(),
             }),
@@ -254,9 +253,10 @@ impl Feed {
             let col = |c: Col| (row.datums[c as usize], row.nulls[c as usize]);
             // SAFETY: text columns of a valid event row (the caller's
             // promise); client_ip is an inet datum, rendered as to_jsonb does.
-            let (entity_id, entity_label, tenant, service, client_ip) = unsafe {
+            let (action, entity_id, entity_label, tenant, service, client_ip) = unsafe {
                 let (d, n) = col(Col::ClientIp);
                 (
+                    text_of(col(Col::Action).0, col(Col::Action).1),
                     text_of(col(Col::EntityId).0, col(Col::EntityId).1),
                     text_of(col(Col::EntityLabel).0, col(Col::EntityLabel).1),
                     text_of(col(Col::Tenant).0, col(Col::Tenant).1),
@@ -265,6 +265,7 @@ impl Feed {
                 )
             };
             let fields = Fields {
+                action: action.as_deref().unwrap_or_default(),
                 entity_id: entity_id.as_deref(),
                 entity_label: entity_label.as_deref(),
                 tenant: tenant.as_deref(),
@@ -278,6 +279,7 @@ impl Feed {
 
 /// An event's own fields of a summary payload.
 struct Fields<'a> {
+    action: &'a str,
     entity_id: Option<&'a str>,
     entity_label: Option<&'a str>,
     tenant: Option<&'a str>,
@@ -296,7 +298,7 @@ impl Summary {
             let p = format!(
                 "{{\"id\": {id}, \"occurred_at\": {}, \"action\": {}, \"entity_type\": {}, \"entity_id\": {}, \"actor\": {}, \"tenant\": {}, \"entity_label\": {}, \"client_ip\": {}, \"service\": {}{}}}",
                 self.occurred_at,
-                quote(Some(&self.action), limit),
+                quote(Some(f.action), limit),
                 quote(self.entity_type.as_deref(), limit),
                 quote(f.entity_id, limit),
                 quote(Some(&self.actor), limit),
@@ -343,7 +345,6 @@ mod tests {
     fn summary(actor: &str) -> super::Summary {
         super::Summary {
             occurred_at: "\"2026-01-01T00:00:00+00:00\"".into(),
-            action: "UPDATE".into(),
             entity_type: Some("public.t".into()),
             actor: actor.into(),
         }
@@ -416,7 +417,7 @@ mod tests {
 
     #[pg_test]
     fn payload_is_json_and_fits() {
-        let f = super::Fields { entity_id: Some("[1,\"x\"]"), entity_label: None, tenant: Some("acme"), service: None, client_ip: "\"10.0.0.1\"" };
+        let f = super::Fields { action: "UPDATE", entity_id: Some("[1,\"x\"]"), entity_label: None, tenant: Some("acme"), service: None, client_ip: "\"10.0.0.1\"" };
         let p = summary("a \"quoted\"\n actor").payload(7, &f);
         let v: serde_json::Value = serde_json::from_str(&p).unwrap();
         assert_eq!(v["id"], 7);
@@ -426,7 +427,7 @@ mod tests {
         assert_eq!(v["client_ip"], "10.0.0.1");
         assert!(v["service"].is_null());
         let huge = "\u{1}".repeat(100_000);
-        let f = super::Fields { entity_id: Some(&huge), entity_label: Some(&huge), tenant: Some(&huge), service: Some(&huge), client_ip: "null" };
+        let f = super::Fields { action: "UPDATE", entity_id: Some(&huge), entity_label: Some(&huge), tenant: Some(&huge), service: Some(&huge), client_ip: "null" };
         let p = summary(&huge).payload(8, &f);
         assert!(p.len() <= super::MAX_PAYLOAD, "{}", p.len());
         let v: serde_json::Value = serde_json::from_str(&p).unwrap();
