@@ -9,6 +9,7 @@ SELECT audit_trail.enable('sessions', tenant_column => 'org');
 SELECT audit_trail.name_action('sessions', 'SESSION_STOPPED', 'UPDATE', after_matches => '{"status": "stopped"}');
 INSERT INTO sessions VALUES (1, 'acme', 'running'), (2, 'globex', 'running'), (3, 'initech', 'running');
 ALTER DATABASE $IT_DB SET audit_trail.notify_channel = 'audit_feed';
+ALTER DATABASE $IT_DB SET audit_trail.notify_payload = 'summary';
 SQL
 
 # The feed: the named action under its name, in order with the others.
@@ -23,9 +24,11 @@ import json, sys
 events = [json.loads(l) for l in open(sys.argv[1])]
 got = [(e["action"], e["entity_id"]) for e in events]
 assert got == [("SESSION_STOPPED", "1"), ("UPDATE", "2"), ("SESSION_STOPPED", "3")], got
+# summary payloads carry each event's own tenant (the row's).
+assert [e["tenant"] for e in events] == ["acme", "globex", "initech"], events
 print(f"  feed: {got}")
 PY
-sql -c "ALTER DATABASE $IT_DB RESET audit_trail.notify_channel"
+sql -c "ALTER DATABASE $IT_DB RESET audit_trail.notify_channel" -c "ALTER DATABASE $IT_DB RESET audit_trail.notify_payload"
 expect_eq "tenants of one statement" \
   "$(sql -c "SELECT string_agg(action || ' ' || tenant, ', ' ORDER BY id) FROM audit_trail.events WHERE operation = 'UPDATE'")" \
   "SESSION_STOPPED acme, UPDATE globex, SESSION_STOPPED initech"
