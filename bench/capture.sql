@@ -97,6 +97,12 @@ BEGIN
             FOR EACH STATEMENT EXECUTE FUNCTION floor_del();
     WHEN 'pg_audit_trail' THEN
         PERFORM audit_trail.enable('items');
+    WHEN 'pg_audit_trail_shaped' THEN
+        -- API §11: each event's tenant from a column, and one named action
+        -- (matching every row of the bulk UPDATE: the worst case).
+        PERFORM audit_trail.enable('items', tenant_column => 'name');
+        PERFORM audit_trail.name_action('items', 'ITEM_SHIPPED', 'UPDATE',
+                                        changed_any => '{status}', after_matches => '{"status": "shipped"}');
     WHEN 'pg_audit_trail_lean' THEN
         -- The first enable() makes the partitions: without the entity index.
         PERFORM set_config('audit_trail.index_entities', 'off', true);
@@ -109,6 +115,7 @@ CREATE FUNCTION log_bytes(v text) RETURNS bigint LANGUAGE sql AS $$
     SELECT CASE v
         WHEN 'pg_audit_trail' THEN (SELECT sum(pg_total_relation_size(partition)) FROM audit_trail.partitions)::bigint
         WHEN 'pg_audit_trail_lean' THEN (SELECT sum(pg_total_relation_size(partition)) FROM audit_trail.partitions)::bigint
+        WHEN 'pg_audit_trail_shaped' THEN (SELECT sum(pg_total_relation_size(partition)) FROM audit_trail.partitions)::bigint
         WHEN 'none' THEN 0
         WHEN 'floor' THEN pg_total_relation_size('floor_log')
         ELSE pg_total_relation_size('diy_log') END $$;

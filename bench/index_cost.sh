@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# What the indexes of search()'s filters (API §12: lower(actor), request_id,
-# a BRIN on txid) cost capture: the same bulk DML, in one statement with a
+# What the indexes of search()'s filters (API §12: lower(actor), request_id)
+# cost capture: the same bulk DML, in one statement with a
 # context (actor, request id), in two databases of one cluster, with and
 # without them, alternated; medians of ROUNDS, and their ratio.
 #   bench/index_cost.sh PORT ROWS ROUNDS RESULTS
@@ -18,7 +18,7 @@ p -d idx_without -c "DO \$\$ DECLARE r record; BEGIN
   FOR r IN SELECT c.oid::regclass AS i FROM pg_class c JOIN pg_index x ON x.indexrelid = c.oid
            JOIN pg_inherits h ON h.inhrelid = x.indrelid
            WHERE h.inhparent = 'audit_trail.events'::regclass
-             AND (c.relname LIKE '%\_actor' OR c.relname LIKE '%\_request' OR c.relname LIKE '%\_txid')
+             AND (c.relname LIKE '%\_actor' OR c.relname LIKE '%\_request')
   LOOP EXECUTE 'DROP INDEX ' || r.i; END LOOP; END \$\$"
 declare -A T
 for r in $(seq 1 "$ROUNDS"); do
@@ -42,7 +42,7 @@ median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2
   echo
   echo "## What the filter indexes cost capture ($ROWS rows per statement, $ROUNDS rounds, medians)"
   echo
-  echo "| workload | with the actor, request and txid indexes | without | ratio |"
+  echo "| workload | with the actor and request indexes | without | ratio |"
   echo "|---|---|---|---|"
   for w in insert update delete; do
     a=$(echo ${T[idx_with.$w]} | median); b=$(echo ${T[idx_without.$w]} | median)

@@ -346,7 +346,10 @@ AS $$
         'exclude', c.exclude,
         'key_columns', coalesce(c.key_columns, audit_trail._key_columns(c.relid)),
         'label_column', c.label_column,
-        'actions', c.actions);
+        'actions', c.actions,
+        'tenant_column', c.tenant_column,
+        'always_include', c.always_include,
+        'named_actions', c.named_actions);
 $$;
 
 CREATE FUNCTION audit_trail._enable(
@@ -516,6 +519,221 @@ BEGIN
         RETURN NULL;
     END IF;
     RETURN audit_trail._settings_json(cfg);
+END
+$$;
+
+-- The trail shaped like the product (API §11). Tenant column and columns
+-- always included: enable()'s last two arguments, set by its Rust side
+-- right after _enable() in the same statement (an error here undoes both).
+-- Checked against the settings _enable() just stored: a tenant column is
+-- recorded in every event's tenant, so it may be neither excluded nor
+-- redacted; a column always included may be redacted (it then shows as
+-- "[REDACTED]", like any redacted column) but not excluded.
+CREATE FUNCTION audit_trail._set_shape(target regclass, tenant_column text, always_include text[]) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cfg audit_trail.config;
+    cols text[] := audit_trail._columns(target);
+    col text;
+    keep text[] := '{}';
+BEGIN
+    SELECT * INTO cfg FROM audit_trail.config WHERE relid = target FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % is not audited', target USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF tenant_column IS NOT NULL THEN
+        IF NOT tenant_column = ANY (cols) THEN
+            RAISE EXCEPTION 'tenant_column "%" of table % does not exist', tenant_column, target
+                USING ERRCODE = 'undefined_column';
+        END IF;
+        IF tenant_column = ANY (cfg.exclude) THEN
+            RAISE EXCEPTION 'tenant_column "%" of table % is excluded: an excluded column is never recorded', tenant_column, target
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Choose another tenant_column, or stop excluding it.';
+        END IF;
+        IF tenant_column = ANY (audit_trail._redacted(cfg.relid, cfg.redact, cfg.redact_patterns, cfg.reveal, cfg.columns)) THEN
+            RAISE EXCEPTION 'tenant_column "%" of table % is redacted: its values would be recorded in clear as each event''s tenant', tenant_column, target
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Choose another tenant_column, or reveal it (enable(..., reveal => ...)) if it is no secret.';
+        END IF;
+    END IF;
+    FOREACH col IN ARRAY always_include LOOP
+        IF col IS NULL OR NOT col = ANY (cols) THEN
+            RAISE EXCEPTION 'always_include column "%" of table % does not exist', col, target
+                USING ERRCODE = 'undefined_column';
+        END IF;
+        IF col = ANY (cfg.exclude) THEN
+            RAISE EXCEPTION 'always_include column "%" of table % is excluded: an excluded column is never recorded', col, target
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Name it in always_include or in exclude, not in both.';
+        END IF;
+        IF NOT col = ANY (keep) THEN
+            keep := keep || col;
+        END IF;
+    END LOOP;
+    UPDATE audit_trail.config c SET tenant_column = _set_shape.tenant_column, always_include = keep
+    WHERE c.relid = target
+    RETURNING * INTO cfg;
+    PERFORM audit_trail._invalidate(target);
+    RETURN audit_trail._settings_json(cfg);
+END
+$$;
+
+-- The rule list with column `old` renamed to `new` in each rule's
+-- changed_any and after_matches (RENAME COLUMN, _sync_columns).
+CREATE FUNCTION audit_trail._rename_in_rules(rules jsonb, old text, new text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(jsonb_agg(
+        r || jsonb_strip_nulls(jsonb_build_object(
+            'changed_any', CASE WHEN jsonb_typeof(r -> 'changed_any') = 'array' THEN
+                (SELECT jsonb_agg(CASE WHEN e = to_jsonb(old) THEN to_jsonb(new) ELSE e END ORDER BY o)
+                 FROM jsonb_array_elements(r -> 'changed_any') WITH ORDINALITY AS x(e, o)) END,
+            'after_matches', CASE WHEN jsonb_typeof(r -> 'after_matches') = 'object' THEN
+                (SELECT jsonb_object_agg(CASE WHEN k = old THEN new ELSE k END, v)
+                 FROM jsonb_each(r -> 'after_matches') AS y(k, v)) END))
+        ORDER BY o), '[]')
+    FROM jsonb_array_elements(rules) WITH ORDINALITY AS t(r, o);
+$$;
+
+-- The settings row of a table that name_action()/drop_named_action() may
+-- change, locked: the caller owns the table, and the table is audited
+-- itself (not a partition of an audited table: its settings are the
+-- audited table's).
+CREATE FUNCTION audit_trail._rules_of(target regclass, caller oid, verb text) RETURNS audit_trail.config
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cfg audit_trail.config;
+    root regclass;
+BEGIN
+    IF target IS NULL THEN
+        RAISE EXCEPTION 'target must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM audit_trail._check_owner(target, caller, verb);
+    SELECT * INTO cfg FROM audit_trail.config WHERE relid = target FOR UPDATE;
+    IF FOUND THEN
+        RETURN cfg;
+    END IF;
+    root := audit_trail._audited_root(target);
+    IF root IS NOT NULL THEN
+        RAISE EXCEPTION 'table % is a partition of %: name actions on the audited table', target, root
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Rules of a partitioned table apply to the rows of all its partitions.';
+    END IF;
+    RAISE EXCEPTION 'table % is not audited', target
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'Call audit_trail.enable() on it first.';
+END
+$$;
+
+-- name_action()'s SQL side, as the log's owner (the Rust side checked the
+-- action's name, and noted the caller): the rule checked against the table
+-- and appended to its rules (first match wins, in creation order). Returns
+-- the AUDIT_CONFIG_CHANGED event's details.
+CREATE FUNCTION audit_trail._name_action(
+    target regclass, as_action text, operation text, changed_any text[], after_matches jsonb, caller oid
+) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cfg audit_trail.config := audit_trail._rules_of(target, caller, 'change');
+    cols text[] := audit_trail._columns(target);
+    op text := upper(operation);
+    col text;
+    changed text[];
+    rule jsonb;
+BEGIN
+    IF operation IS NULL THEN
+        RAISE EXCEPTION 'operation must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF op NOT IN ('INSERT', 'UPDATE', 'DELETE') THEN
+        RAISE EXCEPTION 'operation "%" cannot be named: it must be INSERT, UPDATE or DELETE', operation
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Named actions are for row changes.';
+    END IF;
+    IF changed_any IS NOT NULL THEN
+        IF op <> 'UPDATE' THEN
+            RAISE EXCEPTION 'changed_any applies to UPDATE only, not to %', op
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF cardinality(changed_any) = 0 THEN
+            RAISE EXCEPTION 'changed_any must name at least one column, or be NULL'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        changed := '{}';
+        FOREACH col IN ARRAY changed_any LOOP
+            IF col IS NULL OR NOT col = ANY (cols) THEN
+                RAISE EXCEPTION 'changed_any column "%" of table % does not exist', col, target
+                    USING ERRCODE = 'undefined_column';
+            END IF;
+            IF NOT col = ANY (changed) THEN
+                changed := changed || col;
+            END IF;
+        END LOOP;
+    END IF;
+    IF after_matches IS NOT NULL THEN
+        IF jsonb_typeof(after_matches) <> 'object' THEN
+            RAISE EXCEPTION 'after_matches must be a JSON object of column names and values, not %', after_matches
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        FOR col IN SELECT k FROM jsonb_object_keys(after_matches) AS k ORDER BY k LOOP
+            IF NOT col = ANY (cols) THEN
+                RAISE EXCEPTION 'after_matches column "%" of table % does not exist', col, target
+                    USING ERRCODE = 'undefined_column';
+            END IF;
+            -- Its value is never recorded: a rule must not tell it either.
+            IF col = ANY (audit_trail._redacted(cfg.relid, cfg.redact, cfg.redact_patterns, cfg.reveal, cfg.columns)) THEN
+                RAISE EXCEPTION 'after_matches column "%" of table % is redacted: a rule may not test its value', col, target
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'Test whether it changed with changed_any instead.';
+            END IF;
+        END LOOP;
+    END IF;
+    rule := jsonb_build_object('action', as_action, 'operation', op,
+                               'changed_any', to_jsonb(changed), 'after_matches', after_matches);
+    IF EXISTS (SELECT 1 FROM jsonb_array_elements(cfg.named_actions) AS t(r) WHERE t.r = rule) THEN
+        RAISE EXCEPTION 'table % already has this rule for action "%"', target, as_action
+            USING ERRCODE = 'duplicate_object';
+    END IF;
+    IF NOT op = ANY (cfg.actions) THEN
+        RAISE WARNING 'table % does not record %: the rule for action "%" applies once it does', target, op, as_action
+            USING HINT = 'enable(..., actions => ...) says which operations are recorded.';
+    END IF;
+    UPDATE audit_trail.config SET named_actions = named_actions || jsonb_build_array(rule)
+    WHERE relid = target
+    RETURNING * INTO cfg;
+    PERFORM audit_trail._invalidate(target);
+    RETURN jsonb_build_object('table', target::text, 'added', rule, 'named_actions', cfg.named_actions);
+END
+$$;
+
+-- drop_named_action()'s SQL side: every rule of the table for that action.
+CREATE FUNCTION audit_trail._drop_named_action(target regclass, as_action text, caller oid) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cfg audit_trail.config := audit_trail._rules_of(target, caller, 'change');
+    dropped jsonb;
+    kept jsonb;
+BEGIN
+    SELECT coalesce(jsonb_agg(r ORDER BY o) FILTER (WHERE r ->> 'action' = as_action), '[]'),
+           coalesce(jsonb_agg(r ORDER BY o) FILTER (WHERE r ->> 'action' IS DISTINCT FROM as_action), '[]')
+    INTO dropped, kept
+    FROM jsonb_array_elements(cfg.named_actions) WITH ORDINALITY AS t(r, o);
+    IF jsonb_array_length(dropped) = 0 THEN
+        RAISE EXCEPTION 'table % has no named action "%"', target, as_action
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    UPDATE audit_trail.config SET named_actions = kept WHERE relid = target;
+    PERFORM audit_trail._invalidate(target);
+    RETURN jsonb_build_object('table', target::text, 'dropped', dropped, 'named_actions', kept);
 END
 $$;
 

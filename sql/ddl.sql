@@ -304,11 +304,26 @@ BEGIN
             IF cfg.label_column = old_name THEN
                 cfg.label_column := new_name;
             END IF;
+            -- API §11: the tenant column, the columns always included and
+            -- the named actions' columns follow too.
+            IF cfg.tenant_column = old_name THEN
+                cfg.tenant_column := new_name;
+            END IF;
+            cfg.always_include := array_replace(cfg.always_include, old_name, new_name);
+            cfg.named_actions := audit_trail._rename_in_rules(cfg.named_actions, old_name, new_name);
         END IF;
     END LOOP;
+    -- A dropped tenant column leaves the tenant to the context again; a
+    -- dropped column is no longer always included.
+    IF array_position(now_cols, cfg.tenant_column) IS NULL THEN
+        cfg.tenant_column := NULL;
+    END IF;
+    cfg.always_include := ARRAY(SELECT a FROM unnest(cfg.always_include) WITH ORDINALITY AS t(a, o)
+                                WHERE array_position(now_cols, a) IS NOT NULL ORDER BY o);
     UPDATE audit_trail.config
     SET redact = cfg.redact, reveal = cfg.reveal, exclude = cfg.exclude, key_columns = cfg.key_columns,
-        label_column = cfg.label_column, columns = now_cols
+        label_column = cfg.label_column, columns = now_cols,
+        tenant_column = cfg.tenant_column, always_include = cfg.always_include, named_actions = cfg.named_actions
     WHERE relid = cfg.relid;
     PERFORM audit_trail._invalidate(cfg.relid);
 END
@@ -813,7 +828,10 @@ SELECT c.relid AS table_name,
        c.enabled_at,
        c.enabled_by,
        audit_trail._capture_ok(c.relid) AS capture_ok,
-       c.reveal
+       c.reveal,
+       c.tenant_column,
+       c.always_include,
+       c.named_actions
 FROM audit_trail.config c;
 COMMENT ON VIEW audit_trail.tracked IS 'Audited tables and their effective settings.';
 

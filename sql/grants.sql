@@ -71,3 +71,31 @@ GRANT EXECUTE ON FUNCTION audit_trail._after_ddl(), audit_trail._before_drop(tex
 GRANT EXECUTE ON FUNCTION audit_trail._ddl_subcommands(pg_ddl_command) TO PUBLIC;
 -- Whether capture is whole is no secret either (tracked.capture_ok).
 GRANT EXECUTE ON FUNCTION audit_trail.check(), audit_trail._capture_ok(regclass) TO PUBLIC;
+-- The feed (API §10) runs as its caller, who needs SELECT on
+-- audit_trail.events: these helpers only take positions apart and compare
+-- them, and the token that ends a position is no secret.
+GRANT EXECUTE ON FUNCTION audit_trail._feed_now(),
+                          audit_trail._feed_parse(text, text),
+                          audit_trail._feed_covers(pg_snapshot, pg_snapshot),
+                          audit_trail._feed_batch(pg_snapshot, pg_snapshot, timestamptz, bigint, bigint, boolean),
+                          audit_trail._feed_key(pg_snapshot, pg_snapshot, bigint, boolean),
+                          audit_trail._feed_resume_key(pg_snapshot, pg_snapshot, bigint, boolean),
+                          audit_trail._feed_range(text, text)
+   TO PUBLIC;
+GRANT SELECT ON audit_trail.feed_origin TO PUBLIC;
+-- The sealed trail (sql/seal.sql): verify(), checkpoint() and
+-- verify_checkpoint() run as their caller, who must read the log and the
+-- seal tables (_may_verify checks); these helpers compute only from their
+-- arguments or read as the caller. _seal_events (writes seals) and
+-- _checkpoint_note (signs with the server's key whatever it is given) are
+-- not among them: seal() and checkpoint() are the owner's.
+GRANT EXECUTE ON FUNCTION audit_trail._may_seal(), audit_trail._may_verify(),
+                          audit_trail._event_leaf(bigint, timestamptz, bigint, text[]),
+                          audit_trail._event_bytes(bigint, timestamptz, bigint, text[]),
+                          audit_trail._seal_root(bytea, bigint, timestamptz, bigint, bytea, text),
+                          audit_trail._verify_events(bigint, text, text, bytea, timestamptz, timestamptz),
+                          audit_trail._checkpoint_read(text, text),
+                          audit_trail._hex(bytea)
+   TO PUBLIC;
+-- The view checks the caller's SELECT on audit_trail.seal_chain (security_invoker).
+GRANT SELECT ON audit_trail.seals TO PUBLIC;

@@ -61,6 +61,7 @@ DECLARE
     p record;
     target text;
     n bigint;
+    ids int8multirange;
 BEGIN
     IF keep IS NOT NULL AND keep < interval '0' THEN
         RAISE EXCEPTION 'keep must not be negative, not %', keep
@@ -76,7 +77,12 @@ BEGIN
             WHERE b.range_end <= cutoff
             ORDER BY b.range_start
         LOOP
-            EXECUTE format('SELECT count(*) FROM %s', p.partition) INTO n;
+            -- What it holds is recorded first, so that verify() tells
+            -- retention from tampering (sql/seal.sql).
+            EXECUTE format('SELECT count(*), coalesce(range_agg(int8range(id, id, ''[]'')), ''{}'') FROM %s', p.partition)
+                INTO n, ids;
+            INSERT INTO audit_trail.removed_partitions (partition, range_start, range_end, ids, events, action)
+            VALUES (p.partition::text, p.range_start, p.range_end, ids, n, CASE WHEN archive THEN 'archived' ELSE 'dropped' END);
             IF archive THEN
                 EXECUTE format('ALTER TABLE audit_trail.events DETACH PARTITION %s', p.partition);
                 target := (SELECT relname FROM pg_class WHERE oid = p.partition);
@@ -101,6 +107,12 @@ BEGIN
             RETURN NEXT;
         END LOOP;
 
+        SELECT coalesce(range_agg(int8range(d.id, d.id, '[]')), '{}'), count(*) INTO ids, n
+        FROM audit_trail.events_default d WHERE d.occurred_at < cutoff;
+        IF n > 0 THEN
+            INSERT INTO audit_trail.removed_partitions (partition, range_start, range_end, ids, events, action)
+            VALUES ('audit_trail.events_default', NULL, cutoff, ids, n, 'trimmed');
+        END IF;
         n := audit_trail._trim_default(NULL, cutoff);
         IF n > 0 THEN
             action := 'trimmed';
@@ -166,6 +178,7 @@ DECLARE
     keep interval := audit_trail._interval_setting('audit_trail.retention');
     archive boolean := audit_trail._setting('audit_trail.archive')::boolean;
     problems int := 0;
+    sealed jsonb;
 BEGIN
     FOR r IN
         SELECT p.action, p.partition, NULL::bigint AS rows FROM audit_trail._premake() p
@@ -182,8 +195,13 @@ BEGIN
             jsonb_build_object('table', r.table_name::text, 'problem', r.problem));
         problems := problems + 1;
     END LOOP;
+    -- Seal what was committed until now (this transaction's own events,
+    -- the MAINTENANCE one below included, go into the next seal).
+    FOR r IN SELECT * FROM audit_trail.seal() LOOP
+        sealed := jsonb_build_object('seal_id', r.seal_id, 'events', r.events, 'root', r.root);
+    END LOOP;
     PERFORM audit_trail._write_system_event('MAINTENANCE', 'audit_trail.events',
-        jsonb_build_object('done', done, 'partition_interval', audit_trail._setting('audit_trail.partition_interval'),
+        jsonb_build_object('done', done, 'sealed', sealed, 'partition_interval', audit_trail._setting('audit_trail.partition_interval'),
                            'premake', audit_trail._setting('audit_trail.premake')::int,
                            'retention', audit_trail._setting('audit_trail.retention'), 'archive', archive,
                            'capture_problems', problems));

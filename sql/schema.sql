@@ -59,23 +59,20 @@ BEGIN
     -- grows at its right edge, where a split leaves the left page as full as
     -- fillfactor says and nothing ever fills it further: 100, not 90.
     EXECUTE format('CREATE INDEX %I ON %s (id) WITH (deduplicate_items = off, fillfactor = 100)', name || '_id', rel);
+    -- The filters of search() that a newest-first scan cannot serve
+    -- (API §12; txid uses the (txid) index below). An actor's events,
+    -- newest first, without reading everyone's: actors match whatever the
+    -- case, hence lower(actor).
+    EXECUTE format('CREATE INDEX %I ON %s (lower(actor), id) WITH (deduplicate_items = off)', name || '_actor', rel);
+    -- A request's events: only events that carry a request id pay for it.
+    EXECUTE format('CREATE INDEX %I ON %s (request_id, id) WITH (deduplicate_items = off) '
+                   'WHERE request_id IS NOT NULL', name || '_request', rel);
     -- history(), entity filters and row_as_of(). It is a third of what an
     -- event costs to write, so a DBA whose readers never ask by entity may
     -- leave it out (audit_trail.index_entities). current_setting(), not
     -- _setting(): this also runs inside CREATE EXTENSION, before the
     -- library is loaded, when the setting may be a placeholder ('off' still
     -- casts) or not there at all (NULL: on).
-    -- The filters of search() that a newest-first scan cannot serve
-    -- (API §12). An actor's events, newest first, without reading
-    -- everyone's: actors match whatever the case, hence lower(actor).
-    EXECUTE format('CREATE INDEX %I ON %s (lower(actor), id) WITH (deduplicate_items = off)', name || '_actor', rel);
-    -- A request's events: only events that carry a request id pay for it.
-    EXECUTE format('CREATE INDEX %I ON %s (request_id, id) WITH (deduplicate_items = off) '
-                   'WHERE request_id IS NOT NULL', name || '_request', rel);
-    -- A transaction's events. Transaction ids grow with the log, so a block
-    -- range index finds them for almost nothing per write.
-    EXECUTE format('CREATE INDEX %I ON %s USING brin (txid) WITH (pages_per_range = 32, autosummarize = on)',
-                   name || '_txid', rel);
     IF coalesce(nullif(current_setting('audit_trail.index_entities', true), '')::boolean, true) THEN
         EXECUTE format('CREATE INDEX %I ON %s (entity_type, entity_id, id) WITH (deduplicate_items = off)',
                        name || '_entity', rel);
@@ -84,6 +81,9 @@ BEGIN
         EXECUTE format('CREATE INDEX %I ON %s (entity_type, (details ->> ''previous_entity_id''), id) '
                        'WHERE details ? ''previous_entity_id''', name || '_rekeyed', rel);
     END IF;
+    -- feed() and seal(): the events of given transactions (API §10). Many
+    -- events share a transaction, so deduplication keeps it small.
+    EXECUTE format('CREATE INDEX %I ON %s (txid)', name || '_txid', rel);
 END
 $$;
 SELECT audit_trail._index_partition('audit_trail.events_default');
@@ -105,7 +105,14 @@ CREATE TABLE audit_trail.config (
     columns         text[]      NOT NULL DEFAULT '{}',
     enabled_at      timestamptz NOT NULL DEFAULT now(),
     enabled_by      text        NOT NULL DEFAULT session_user,
-    reveal          text[]      NOT NULL DEFAULT '{}'
+    reveal          text[]      NOT NULL DEFAULT '{}',
+    -- 0.5.0 (API §11), last because ALTER TABLE appends: the column whose
+    -- value is each row event's tenant; the columns every UPDATE event
+    -- carries; the named actions, in creation order (name_action()). All
+    -- follow their columns through renames (_sync_columns).
+    tenant_column   text,
+    always_include  text[]      NOT NULL DEFAULT '{}',
+    named_actions   jsonb       NOT NULL DEFAULT '[]'
 );
 
 -- Every name an audited table has had, and when: history() and row_as_of()
@@ -128,6 +135,25 @@ CREATE TABLE audit_trail.archived_partitions (
     archived_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- Where this database's transaction ids begin for the log (API §10): feed
+-- positions are snapshots, meaningful only among the transactions of the
+-- cluster that took them. The install script fills it and pg_dump does not
+-- carry it, so a database restored elsewhere gets a new token (positions
+-- taken before the restore are refused, not misread) and the time before
+-- which every event came with the restore (their txid values belong to the
+-- old cluster: feed() never returns them). An update from 0.4.0 keeps every
+-- event: '-infinity'.
+CREATE TABLE audit_trail.feed_origin (
+    token    text        NOT NULL,
+    restored timestamptz NOT NULL
+);
+CREATE UNIQUE INDEX feed_origin_one ON audit_trail.feed_origin ((true));
+INSERT INTO audit_trail.feed_origin
+SELECT substr(md5(random()::text || clock_timestamp()::text || pg_backend_pid()), 1, 12),
+       -- A fresh install has no events: whatever a restore then brings in
+       -- was captured before this moment.
+       clock_timestamp();
+
 -- The parent every archived partition inherits (retention attaches it when
 -- it archives): reading this table reads every archive, through one
 -- privilege check, with each archive's own indexes. It holds no row itself.
@@ -141,7 +167,7 @@ COMMENT ON TABLE audit_trail._archived IS
 
 REVOKE ALL ON audit_trail.events, audit_trail.events_default, audit_trail.config,
               audit_trail.table_names, audit_trail.archived_partitions, audit_trail.events_id_seq,
-              audit_trail._archived FROM PUBLIC;
+              audit_trail.feed_origin, audit_trail._archived FROM PUBLIC;
 
 -- pg_dump carries the data of these extension tables; time partitions are
 -- ordinary tables (made by maintain(), not by this script) and dumped as such.

@@ -24,6 +24,7 @@ use crate::datum;
 use crate::settings;
 use crate::writer::{Event, Writer};
 use crate::diff;
+use crate::shape;
 use pgrx::pg_sys::{self, Datum};
 use pgrx::prelude::*;
 
@@ -195,17 +196,19 @@ fn capture(td: &pg_sys::TriggerData) {
             let first = slot_row(td.tg_trigslot, natts);
             match op {
                 pg_sys::TRIGGER_EVENT_INSERT => {
-                    let e = w.in_batch_cxt(|| whole_row(&meta, &first, true));
+                    let e = w.in_batch_cxt(|| shaped(&meta, op, None, Some(&first), whole_row(&meta, &first, true)));
                     w.push(e);
                 }
                 pg_sys::TRIGGER_EVENT_DELETE => {
-                    let e = w.in_batch_cxt(|| whole_row(&meta, &first, false));
+                    let e = w.in_batch_cxt(|| shaped(&meta, op, Some(&first), None, whole_row(&meta, &first, false)));
                     w.push(e);
                 }
                 pg_sys::TRIGGER_EVENT_UPDATE => {
                     let new = slot_row(td.tg_newslot, natts);
                     let mut is_changed = Vec::with_capacity(meta.columns.len());
-                    if let Some(e) = w.in_batch_cxt(|| changed_row(&meta, &first, &new, &mut is_changed)) {
+                    if let Some(e) = w.in_batch_cxt(|| {
+                        changed_row(&meta, &first, &new, &mut is_changed).map(|e| shaped(&meta, op, Some(&first), Some(&new), e))
+                    }) {
                         w.push(e);
                     }
                 }
@@ -221,19 +224,39 @@ fn capture(td: &pg_sys::TriggerData) {
     // for_each_pair require; each row they pass is one of that relation, as
     // whole_row and changed_row require.
     unsafe {
-        match op {
-            pg_sys::TRIGGER_EVENT_INSERT => for_each_row(td.tg_newtable, desc, |new| {
+        match (op, meta.shape.is_some()) {
+            (pg_sys::TRIGGER_EVENT_INSERT, false) => for_each_row(td.tg_newtable, desc, |new| {
                 let e = w.in_batch_cxt(|| whole_row(&meta, new, true));
                 w.push(e);
             }),
-            pg_sys::TRIGGER_EVENT_DELETE => for_each_row(td.tg_oldtable, desc, |old| {
+            (pg_sys::TRIGGER_EVENT_DELETE, false) => for_each_row(td.tg_oldtable, desc, |old| {
                 let e = w.in_batch_cxt(|| whole_row(&meta, old, false));
                 w.push(e);
             }),
-            pg_sys::TRIGGER_EVENT_UPDATE => {
+            (pg_sys::TRIGGER_EVENT_UPDATE, false) => {
                 let mut is_changed = Vec::with_capacity(meta.columns.len());
                 for_each_pair(td.tg_oldtable, td.tg_newtable, desc, |old, new| {
                     if let Some(e) = w.in_batch_cxt(|| changed_row(&meta, old, new, &mut is_changed)) {
+                        w.push(e);
+                    }
+                })
+            }
+            // API §11, decided once per statement: the same, each event
+            // then given its tenant and named action.
+            (pg_sys::TRIGGER_EVENT_INSERT, true) => for_each_row(td.tg_newtable, desc, |new| {
+                let e = w.in_batch_cxt(|| shaped(&meta, op, None, Some(new), whole_row(&meta, new, true)));
+                w.push(e);
+            }),
+            (pg_sys::TRIGGER_EVENT_DELETE, true) => for_each_row(td.tg_oldtable, desc, |old| {
+                let e = w.in_batch_cxt(|| shaped(&meta, op, Some(old), None, whole_row(&meta, old, false)));
+                w.push(e);
+            }),
+            (pg_sys::TRIGGER_EVENT_UPDATE, true) => {
+                let mut is_changed = Vec::with_capacity(meta.columns.len());
+                for_each_pair(td.tg_oldtable, td.tg_newtable, desc, |old, new| {
+                    if let Some(e) = w.in_batch_cxt(|| {
+                        changed_row(&meta, old, new, &mut is_changed).map(|e| shaped(&meta, op, Some(old), Some(new), e))
+                    }) {
                         w.push(e);
                     }
                 })
@@ -373,6 +396,18 @@ impl Row<'_> {
         // natts attributes deformed, while this Row is used, and i < natts.
         unsafe { (*self.values.add(i), *self.nulls.add(i)) }
     }
+
+    /// All the row's values and nulls, for shape.rs.
+    fn all(&self) -> shape::Values<'_> {
+        // SAFETY: as for get: natts values and natts nulls, valid while
+        // this Row is used (the slices borrow it).
+        unsafe {
+            shape::Values {
+                values: std::slice::from_raw_parts(self.values, self.natts),
+                nulls: std::slice::from_raw_parts(self.nulls, self.natts),
+            }
+        }
+    }
 }
 
 /// # Safety
@@ -495,6 +530,8 @@ unsafe fn whole_row(meta: &TableMeta, row: &Row<'_>, is_new: bool) -> Event {
         after: if is_new { image } else { None },
         changed: None,
         details: None,
+        action: None,
+        tenant: None,
     }
 }
 
@@ -540,7 +577,7 @@ unsafe fn changed_row(meta: &TableMeta, old: &Row<'_>, new: &Row<'_>, is_changed
     };
     let mut before = builder(meta);
     let mut after = builder(meta);
-    for &i in meta.json_order.iter().filter(|&&i| is_changed[i]) {
+    let mut add = |i: usize| {
         let c = &meta.columns[i];
         let (a, an) = old.get(c.index);
         let (b, bn) = new.get(c.index);
@@ -549,6 +586,12 @@ unsafe fn changed_row(meta: &TableMeta, old: &Row<'_>, new: &Row<'_>, is_changed
             before.add(&c.name, a, an, c.typid, c.kind, c.render);
             after.add(&c.name, b, bn, c.typid, c.kind, c.render);
         }
+    };
+    match meta.shape.as_deref().map(|s| s.always.as_slice()).filter(|a| !a.is_empty()) {
+        None => meta.json_order.iter().filter(|&&i| is_changed[i]).for_each(|&i| add(i)),
+        // API §11: the columns always included, changed or not (`changed`
+        // still lists only the changed ones).
+        Some(always) => meta.json_order.iter().filter(|&&i| is_changed[i] || always[i]).for_each(|&i| add(i)),
     }
     Some(Event {
         entity_id: entity,
@@ -560,7 +603,33 @@ unsafe fn changed_row(meta: &TableMeta, old: &Row<'_>, new: &Row<'_>, is_changed
             meta.columns.iter().zip(is_changed.iter()).filter(|(_, &x)| x).map(|(c, _)| c.name.as_c_str()),
         )),
         details,
+        action: None,
+        tenant: None,
     })
+}
+
+/// API §11, for a table that has a `Shape`: the event's tenant from the
+/// tenant column (the new row's value, else the old row's), rendered as
+/// entity ids are (canonical.rs), and its named action. `old` and `new` are
+/// the rows as `op` has them.
+///
+/// # Safety
+/// As for changed_row; runs in the batch memory context.
+unsafe fn shaped(meta: &TableMeta, op: u32, old: Option<&Row<'_>>, new: Option<&Row<'_>>, mut e: Event) -> Event {
+    let Some(shape) = meta.shape.as_deref() else { return e };
+    if let Some(c) = &shape.tenant {
+        // SAFETY: as the caller promises; `c` is a column of the relation.
+        let of = |r: Option<&Row<'_>>| r.and_then(|r| unsafe { as_text(c, r) });
+        e.tenant = Some(crate::canonical::with_canonical_output(|| of(new).or_else(|| of(old))));
+    }
+    if !shape.rules.is_empty() {
+        // SAFETY: as the caller promises.
+        let rule = unsafe { shape.named_action(&meta.json_patterns, op, old.map(Row::all), new.map(Row::all)) };
+        if let Some(rule) = rule {
+            e.action = Some(datum::text_datum(&rule.action));
+        }
+    }
+    e
 }
 
 /// The text of a text datum the capture made (an entity id).

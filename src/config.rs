@@ -40,11 +40,14 @@ fn required<T>(value: Option<T>, name: &str) -> T {
 type Names = Vec<Option<String>>;
 
 /// `audit_trail.enable(target, redact, exclude, key_columns, label_column,
-/// actions, reveal)`. The symbol differs from 0.3.0's six-argument
-/// `enable` (`enable_wrapper`, below), which that version's objects still
-/// call until `ALTER EXTENSION ... UPDATE`.
+/// actions, reveal, tenant_column, always_include)` (API §11 added the last
+/// two). Its symbol differs from 0.4.0's seven-argument `enable`
+/// (`enable_with_reveal_wrapper`) and 0.3.0's six-argument one
+/// (`enable_wrapper`), which those versions' objects still call until
+/// `ALTER EXTENSION ... UPDATE`.
 #[pg_extern(volatile, name = "enable")]
-fn enable_with_reveal(
+#[allow(clippy::too_many_arguments)]
+fn enable_shaped(
     target: Option<PgRelation>,
     redact: default!(Option<Names>, "'{}'"),
     exclude: default!(Option<Names>, "'{}'"),
@@ -52,8 +55,27 @@ fn enable_with_reveal(
     label_column: default!(Option<String>, "NULL"),
     actions: default!(Option<Names>, "'{INSERT,UPDATE,DELETE,TRUNCATE}'"),
     reveal: default!(Option<Names>, "'{}'"),
+    tenant_column: default!(Option<String>, "NULL"),
+    always_include: default!(Option<Names>, "'{}'"),
 ) {
-    run_enable(target, redact, exclude, key_columns, label_column, actions, Some(reveal));
+    let always_include = required(always_include, "always_include");
+    run_enable(target, redact, exclude, key_columns, label_column, actions, Some(reveal), Some((tenant_column, always_include)));
+}
+
+/// 0.4.0's `enable` (no `tenant_column`, no `always_include`): the symbol
+/// its install script names stays, with its seven arguments, and calls its
+/// `_enable`. No SQL: 0.5.0 declares `enable` above.
+#[pg_extern(volatile, sql = false)]
+fn enable_with_reveal(
+    target: Option<PgRelation>,
+    redact: Option<Names>,
+    exclude: Option<Names>,
+    key_columns: Option<Names>,
+    label_column: Option<String>,
+    actions: Option<Names>,
+    reveal: Option<Names>,
+) {
+    run_enable(target, redact, exclude, key_columns, label_column, actions, Some(reveal), None);
 }
 
 /// 0.1.0–0.3.0's `enable` (no `reveal`): the library serves those objects
@@ -69,13 +91,15 @@ fn enable(
     label_column: Option<String>,
     actions: Option<Names>,
 ) {
-    run_enable(target, redact, exclude, key_columns, label_column, actions, None);
+    run_enable(target, redact, exclude, key_columns, label_column, actions, None, None);
 }
 
 /// enable()'s work: the arguments checked, the caller noted, then the SQL
 /// side as the log's owner (`_enable`; for the six-argument version, whose
-/// `reveal` is None, its own `_enable`), then AUDIT_ENABLED and the
-/// partitions ahead.
+/// `reveal` is None, its own `_enable`; then, for 0.5.0's, `_set_shape`
+/// with the tenant column and the columns always included, in the same
+/// statement), then AUDIT_ENABLED and the partitions ahead.
+#[allow(clippy::too_many_arguments)]
 fn run_enable(
     target: Option<PgRelation>,
     redact: Option<Names>,
@@ -84,6 +108,7 @@ fn run_enable(
     label_column: Option<String>,
     actions: Option<Names>,
     reveal: Option<Option<Names>>,
+    shape: Option<(Option<String>, Names)>,
 ) {
     let target = target_oid(target);
     let redact = required(redact, "redact");
@@ -127,6 +152,19 @@ fn run_enable(
     let settings = settings
         .unwrap_or_else(|e| error!("pg_audit_trail: enabling auditing of relation {target}: {e}"))
         .unwrap_or_else(|| error!("pg_audit_trail: enabling auditing of relation {target}: audit_trail._enable returned nothing"));
+    // API §11: the tenant column and the columns always included, checked
+    // against the settings just stored (an error undoes them too).
+    let settings = match shape {
+        None => settings,
+        Some((tenant_column, always_include)) => as_log_owner(|| {
+            Spi::get_one_with_args::<JsonB>(
+                "SELECT audit_trail._set_shape($1::oid::regclass, $2, $3)",
+                &[target.into(), tenant_column.into(), always_include.into()],
+            )
+        })
+        .unwrap_or_else(|e| error!("pg_audit_trail: enabling auditing of relation {target}: {e}"))
+        .unwrap_or_else(|| error!("pg_audit_trail: enabling auditing of relation {target}: audit_trail._set_shape returned nothing")),
+    };
     config_event("AUDIT_ENABLED", settings);
     // Time partitions ahead of the first events (a no-op when they exist).
     as_log_owner(|| Spi::run("SELECT count(*) FROM audit_trail._premake()"))
@@ -146,7 +184,8 @@ fn disable(target: Option<PgRelation>) {
     }
 }
 
-/// AUDIT_ENABLED / AUDIT_DISABLED: about the table the settings name.
+/// AUDIT_ENABLED / AUDIT_DISABLED / AUDIT_CONFIG_CHANGED: about the table
+/// the settings name.
 fn config_event(action: &str, settings: JsonB) {
     let table = settings.0.get("table").and_then(|t| t.as_str()).map(str::to_string);
     writer::write_one(
@@ -154,6 +193,77 @@ fn config_event(action: &str, settings: JsonB) {
         Some("audit_trail.config"),
         Event::about(table.as_deref(), None, settings.into_datum()),
     );
+}
+
+/// `audit_trail.name_action(target, as_action, operation, changed_any,
+/// after_matches)` (API §11): a captured event of `target` that matches
+/// the rule is recorded with `action = as_action` (first matching rule, in
+/// creation order), its `operation` kept. The name follows log_event's
+/// rules (an identifier, not one of the extension's own actions); the rule
+/// is checked and stored by `_name_action`, as the log's owner, and the
+/// change recorded as AUDIT_CONFIG_CHANGED.
+#[pg_extern(volatile)]
+fn name_action(
+    target: Option<PgRelation>,
+    as_action: Option<&str>,
+    operation: Option<&str>,
+    changed_any: default!(Option<Names>, "NULL"),
+    after_matches: default!(Option<JsonB>, "NULL"),
+) {
+    let target = target_oid(target);
+    let as_action = required(as_action, "as_action");
+    check_action_name(as_action, "as_action");
+    let who = caller();
+    let details = as_log_owner(|| {
+        Spi::get_one_with_args::<JsonB>(
+            "SELECT audit_trail._name_action($1::oid::regclass, $2, $3, $4, $5, $6)",
+            &[target.into(), as_action.into(), operation.into(), changed_any.into(), after_matches.into(), who.into()],
+        )
+    })
+    .unwrap_or_else(|e| error!("pg_audit_trail: naming an action of relation {target}: {e}"))
+    .unwrap_or_else(|| error!("pg_audit_trail: naming an action of relation {target}: audit_trail._name_action returned nothing"));
+    config_event("AUDIT_CONFIG_CHANGED", details);
+}
+
+/// `audit_trail.drop_named_action(target, as_action)`: every rule of the
+/// table for that action goes (an error if it has none), recorded as
+/// AUDIT_CONFIG_CHANGED.
+#[pg_extern(volatile)]
+fn drop_named_action(target: Option<PgRelation>, as_action: Option<&str>) {
+    let target = target_oid(target);
+    let as_action = required(as_action, "as_action");
+    let who = caller();
+    let details = as_log_owner(|| {
+        Spi::get_one_with_args::<JsonB>(
+            "SELECT audit_trail._drop_named_action($1::oid::regclass, $2, $3)",
+            &[target.into(), as_action.into(), who.into()],
+        )
+    })
+    .unwrap_or_else(|e| error!("pg_audit_trail: dropping a named action of relation {target}: {e}"))
+    .unwrap_or_else(|| error!("pg_audit_trail: dropping a named action of relation {target}: audit_trail._drop_named_action returned nothing"));
+    config_event("AUDIT_CONFIG_CHANGED", details);
+}
+
+/// An action name an application may give (log_event's `action`,
+/// name_action's `as_action`): shaped like an identifier, and not one of
+/// the extension's own.
+fn check_action_name(action: &str, argument: &str) {
+    if !valid_action(action) {
+        ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid {argument} \"{action}\""),
+            "An action starts with a letter, followed by up to 63 letters, digits, '_', '.', ':' or '-'."
+        );
+    }
+    if is_reserved(action) {
+        ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("{argument} \"{action}\" is reserved for the events pg_audit_trail writes itself"),
+            "Row operations (INSERT, UPDATE, DELETE, TRUNCATE) and names starting with AUDIT_, PARTITION_, SCHEMA_, CAPTURE_, RETENTION_, MAINTENANCE or ALERT are the extension's own; name application events otherwise."
+        );
+    }
 }
 
 /// Application events must be named like identifiers, so that filters and
@@ -177,22 +287,7 @@ fn log_event(
         ereport!(PgLogLevel::ERROR, PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "action must not be NULL");
         unreachable!()
     };
-    if !valid_action(action) {
-        ereport!(
-            PgLogLevel::ERROR,
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("invalid action \"{action}\""),
-            "An action starts with a letter, followed by up to 63 letters, digits, '_', '.', ':' or '-'."
-        );
-    }
-    if is_reserved(action) {
-        ereport!(
-            PgLogLevel::ERROR,
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("action \"{action}\" is reserved for the events pg_audit_trail writes itself"),
-            "Row operations (INSERT, UPDATE, DELETE, TRUNCATE) and names starting with AUDIT_, PARTITION_, SCHEMA_, CAPTURE_, RETENTION_, MAINTENANCE or ALERT are the extension's own; name application events otherwise."
-        );
-    }
+    check_action_name(action, "action");
     if entity_type.is_some_and(|t| t.to_ascii_lowercase().starts_with("audit_trail.")) {
         ereport!(
             PgLogLevel::ERROR,
@@ -235,6 +330,17 @@ fn write_system_event(action: &str, entity_type: Option<&str>, details: Option<J
         action,
         entity_type,
         Event::about(None, None, details.and_then(IntoDatum::into_datum)),
+    )
+}
+
+/// A System event about one entity of the extension's own (an alert rule).
+#[pg_extern(volatile, name = "_write_system_event_about")]
+fn write_system_event_about(action: &str, entity_type: &str, entity_id: &str, details: Option<JsonB>) -> i64 {
+    writer::write_one_as(
+        Some("System"),
+        action,
+        Some(entity_type),
+        Event::about(Some(entity_id), None, details.and_then(IntoDatum::into_datum)),
     )
 }
 

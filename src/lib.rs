@@ -6,7 +6,8 @@
 //! event_row; straight into a partition, sink, or through SQL). Around it:
 //! settings, config (enable/disable/log_event), ddl and ddl_end (event
 //! triggers), protect (append-only), notify (live feed), read_log (recorded
-//! reads), identity (search_path and the log owner), log_ids, datum.
+//! reads), identity (search_path and the log owner), log_ids, datum, seal
+//! (the sealed trail: canonical bytes, Merkle tree, chain, checkpoints).
 //!
 //! Every `unsafe` block says, in a `// SAFETY:` comment, why it is sound.
 
@@ -45,7 +46,9 @@ mod meta;
 mod notify;
 mod protect;
 mod read_log;
+mod seal;
 mod settings;
+mod shape;
 mod sink;
 mod statement;
 mod writer;
@@ -101,6 +104,31 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!("../sql/protect.sql", name = "protect", requires = ["schema", "guard_function"]);
+extension_sql_file!("../sql/feed.sql", name = "feed", requires = ["schema"]);
+extension_sql_file!(
+    "../sql/alerts.sql",
+    name = "alerts",
+    requires = ["feed", settings::setting_sql, config::write_system_event_about]
+);
+extension_sql_file!(
+    "../sql/seal.sql",
+    name = "seal",
+    requires = [
+        "protect",
+        "partitions",
+        "feed",
+        // after alerts: the update script makes its tables in that order
+        "alerts",
+        seal::event_leaf,
+        seal::event_bytes,
+        seal::seal_events,
+        seal::seal_root,
+        seal::verify_events,
+        seal::checkpoint_note,
+        seal::checkpoint_read,
+        seal::hex_sql
+    ]
+);
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
 #[pg_guard]

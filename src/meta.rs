@@ -43,6 +43,10 @@ pub struct TableMeta {
     /// `Render::JsonKeys` (its documents' keys are matched against them);
     /// empty otherwise.
     pub json_patterns: Vec<String>,
+    /// API §11: the tenant column, the columns always included and the
+    /// named actions; None for a table that uses none of them, which then
+    /// pays nothing for them on the capture path (shape.rs).
+    pub shape: Option<Box<crate::shape::Shape>>,
 }
 
 thread_local! {
@@ -124,15 +128,20 @@ struct Settings {
     /// The patterns stored at enable(): keys inside json/jsonb values that
     /// match them are redacted.
     patterns: Vec<String>,
+    /// API §11 (NULL, '{}' and '[]' under objects older than 0.5.0).
+    tenant_column: Option<String>,
+    always_include: Vec<String>,
+    /// The named actions, as the jsonb text audit_trail.config holds.
+    named_actions: Option<String>,
 }
 
 /// What load_settings reads, for one relation: its governing audited table's
 /// settings row, that table's current name, its redacted columns (by name:
 /// a partition's columns have its parent's names), and the relation's
 /// columns that hold bytea. `$redacted` is the SQL that names the redacted
-/// columns.
+/// columns; `$shape` the three settings of API §11 (0.5.0 on).
 macro_rules! settings_sql {
-    ($redacted:literal) => {
+    ($redacted:literal, $shape:literal) => {
         concat!(
             "SELECT c.relid::oid, format('%I.%I', n.nspname, k.relname), ",
             $redacted,
@@ -141,7 +150,9 @@ macro_rules! settings_sql {
         ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
               WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
                 AND audit_trail._contains_bytea(a.atttypid)),
-        c.redact_patterns
+        c.redact_patterns, ",
+            $shape,
+            "
  FROM audit_trail.config c
  JOIN pg_catalog.pg_class k ON k.oid = c.relid
  JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace
@@ -152,7 +163,17 @@ macro_rules! settings_sql {
 
 /// The look-up, with the one definition of which columns are redacted
 /// (`audit_trail._redacted`, sql/config.sql).
-const SETTINGS_SQL: &CStr = c_str(settings_sql!("audit_trail._redacted(c.relid, c.redact, c.redact_patterns, c.reveal, c.columns)"));
+const SETTINGS_SQL: &CStr = c_str(settings_sql!(
+    "audit_trail._redacted(c.relid, c.redact, c.redact_patterns, c.reveal, c.columns)",
+    "c.tenant_column, c.always_include, c.named_actions::text"
+));
+
+/// The same under the objects of 0.4.0, whose settings have no tenant
+/// column, columns always included or named actions (API §11).
+const SETTINGS_SQL_0_4: &CStr = c_str(settings_sql!(
+    "audit_trail._redacted(c.relid, c.redact, c.redact_patterns, c.reveal, c.columns)",
+    "NULL::text, '{}'::text[], NULL::text"
+));
 
 /// The same under the objects of 0.1.0 to 0.3.0, which the library serves
 /// until `ALTER EXTENSION ... UPDATE` (sql/released/README.md): they have no
@@ -161,7 +182,10 @@ const SETTINGS_SQL: &CStr = c_str(settings_sql!("audit_trail._redacted(c.relid, 
 /// database whose locale lower-cases ASCII only, a pattern with a non-ASCII
 /// letter can miss a column whose name has it in upper case, until the
 /// update.)
-const SETTINGS_SQL_0_3: &CStr = c_str(settings_sql!("audit_trail._effective_redact(c.relid, c.redact, c.redact_patterns)"));
+const SETTINGS_SQL_0_3: &CStr = c_str(settings_sql!(
+    "audit_trail._effective_redact(c.relid, c.redact, c.redact_patterns)",
+    "NULL::text, '{}'::text[], NULL::text"
+));
 
 /// A NUL-terminated literal as a CStr, checked when compiled.
 const fn c_str(s: &'static str) -> &'static CStr {
@@ -171,13 +195,19 @@ const fn c_str(s: &'static str) -> &'static CStr {
     }
 }
 
-/// Whether the installed objects define `audit_trail._redacted` (0.4.0 on).
-const CURRENT_OBJECTS_SQL: &CStr =
-    c"SELECT pg_catalog.to_regprocedure('audit_trail._redacted(regclass, text[], text[], text[], text[])') IS NOT NULL";
+/// Which objects are installed: 0 when `audit_trail.config` has
+/// `named_actions` (0.5.0 on), 1 when `audit_trail._redacted` is defined
+/// (0.4.0), 2 before: the index of the look-up to use in SETTINGS_PLANS.
+const CURRENT_OBJECTS_SQL: &CStr = c"SELECT CASE
+    WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+                 WHERE attrelid = 'audit_trail.config'::pg_catalog.regclass AND attname = 'named_actions' AND NOT attisdropped) THEN 0
+    WHEN pg_catalog.to_regprocedure('audit_trail._redacted(regclass, text[], text[], text[], text[])') IS NOT NULL THEN 1
+    ELSE 2 END";
 
 thread_local! {
-    /// The kept plans of SETTINGS_SQL and SETTINGS_SQL_0_3 (0: not prepared yet).
-    static SETTINGS_PLANS: [std::cell::Cell<usize>; 2] = const { [std::cell::Cell::new(0), std::cell::Cell::new(0)] };
+    /// The kept plans of SETTINGS_SQL, SETTINGS_SQL_0_4 and SETTINGS_SQL_0_3 (0: not prepared yet).
+    static SETTINGS_PLANS: [std::cell::Cell<usize>; 3] =
+        const { [std::cell::Cell::new(0), std::cell::Cell::new(0), std::cell::Cell::new(0)] };
 }
 
 /// The settings come from audit_trail.config, which the user changing the
@@ -214,13 +244,13 @@ fn load_settings(relid: pg_sys::Oid) -> Option<Settings> {
         {
             error!("pg_audit_trail: reading the audit settings of relation {relid}: could not tell the installed version");
         }
-        let current = {
+        let slot = {
             let tt = pg_sys::SPI_tuptable;
             let mut isnull = false;
             let d = pg_sys::SPI_getbinval(*(*tt).vals, (*tt).tupdesc, 1, &mut isnull);
-            bool::from_datum(d, isnull).unwrap_or(false)
+            i32::from_datum(d, isnull).unwrap_or(2).clamp(0, 2) as usize
         };
-        let (slot, sql) = if current { (0, SETTINGS_SQL) } else { (1, SETTINGS_SQL_0_3) };
+        let sql = [SETTINGS_SQL, SETTINGS_SQL_0_4, SETTINGS_SQL_0_3][slot];
         let mut plan = SETTINGS_PLANS.with(|p| p[slot].get()) as pg_sys::SPIPlanPtr;
         if plan.is_null() {
             let mut types = [pg_sys::OIDOID];
@@ -276,6 +306,9 @@ fn load_settings(relid: pg_sys::Oid) -> Option<Settings> {
                 label_column: text(6),
                 binary: list(7),
                 patterns: list(8),
+                tenant_column: text(9),
+                always_include: list(10),
+                named_actions: text(11),
             })
         };
         pg_sys::SPI_finish();
@@ -369,7 +402,18 @@ unsafe fn build(rel: pg_sys::Relation) -> Option<TableMeta> {
     let key: Vec<Column> = s.key_columns.iter().filter_map(|k| pick(k)).collect();
     let label = s.label_column.as_deref().and_then(pick);
     let key = if key.len() == s.key_columns.len() { key } else { Vec::new() };
-    let columns: Vec<Column> = all.into_iter().filter(|(n, _)| !s.exclude.contains(n)).map(|(_, c)| c).collect();
+    let excluded = |n: &String| s.exclude.contains(n);
+    let recorded: Vec<&str> = all.iter().filter(|(n, _)| !excluded(n)).map(|(n, _)| n.as_str()).collect();
+    let shape = crate::shape::Shape::build(
+        &all,
+        &recorded,
+        s.tenant_column.as_deref(),
+        &s.always_include,
+        s.named_actions.as_deref(),
+        &s.entity_type,
+    )
+    .map(Box::new);
+    let columns: Vec<Column> = all.into_iter().filter(|(n, _)| !excluded(n)).map(|(_, c)| c).collect();
     let mut json_order: Vec<usize> = (0..columns.len()).collect();
     json_order.sort_by(|&a, &b| {
         let (a, b) = (columns[a].name.as_bytes(), columns[b].name.as_bytes());
@@ -380,7 +424,7 @@ unsafe fn build(rel: pg_sys::Relation) -> Option<TableMeta> {
     } else {
         Vec::new()
     };
-    Some(TableMeta { audited: s.audited, entity_type: s.entity_type, columns, json_order, key, label, json_patterns })
+    Some(TableMeta { audited: s.audited, entity_type: s.entity_type, columns, json_order, key, label, json_patterns, shape })
 }
 
 #[cfg(any(test, feature = "pg_test"))]

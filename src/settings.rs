@@ -46,6 +46,12 @@ pub static INDEX_ENTITIES: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static LOG_READS: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"export"));
 pub static NOTIFY_CHANNEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// The Ed25519 key checkpoint() signs with (src/seal.rs reads the file).
+pub static SEAL_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static NOTIFY_PAYLOAD: GucSetting<NotifyPayload> = GucSetting::<NotifyPayload>::new(NotifyPayload::Minimal);
+/// Read by SQL (check_alerts), not by Rust: defined here so that it is
+/// checked (a channel name) and only a superuser may point it elsewhere.
+pub static ALERT_CHANNEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// The value of a string setting, with `''` read as unset: a `SET LOCAL`
 /// value reads back as the empty string once its transaction has ended.
@@ -179,6 +185,45 @@ unsafe impl pgrx::guc::GucEnum for LogStatement {
     const CONFIG_ENUM_ENTRY: *const pg_sys::config_enum_entry = LOG_STATEMENT_NAMES.as_ptr();
 }
 
+/// `audit_trail.notify_payload`: what the live feed sends (API §10). NOTIFY
+/// has no access control, so by default it only wakes consumers up.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum NotifyPayload {
+    /// One `{"txid": ..., "events": n}` per committing transaction.
+    Minimal = 0,
+    /// One JSON object per event, with tenant, entity_label, client_ip and
+    /// service.
+    Summary = 1,
+}
+
+const NOTIFY_PAYLOAD_NAMES: [pg_sys::config_enum_entry; 3] = {
+    const fn entry(name: &'static CStr, val: NotifyPayload) -> pg_sys::config_enum_entry {
+        pg_sys::config_enum_entry { name: name.as_ptr(), val: val as i32, hidden: false }
+    }
+    [
+        entry(c"minimal", NotifyPayload::Minimal),
+        entry(c"summary", NotifyPayload::Summary),
+        pg_sys::config_enum_entry { name: std::ptr::null(), val: 0, hidden: false },
+    ]
+};
+
+// SAFETY: as LogStatement's: the ordinals are the entries' values, and the
+// list is static and NUL-terminated (a null name last).
+unsafe impl pgrx::guc::GucEnum for NotifyPayload {
+    fn from_ordinal(ordinal: i32) -> Self {
+        match ordinal {
+            1 => NotifyPayload::Summary,
+            _ => NotifyPayload::Minimal,
+        }
+    }
+
+    fn to_ordinal(&self) -> i32 {
+        *self as i32
+    }
+
+    const CONFIG_ENUM_ENTRY: *const pg_sys::config_enum_entry = NOTIFY_PAYLOAD_NAMES.as_ptr();
+}
+
 // What the assign hooks keep of the current values, for the readers below.
 // Defaults as the settings' boot values; defining a setting assigns it.
 static PARTITION_INTERVAL_NOW: AtomicU8 = AtomicU8::new(PartitionInterval::Month as u8);
@@ -280,6 +325,17 @@ pub fn init() {
             None,
         );
         GucRegistry::define_string_guc_with_hooks(
+            c"audit_trail.alert_channel",
+            c"Channel on which check_alerts() announces each alert it records.",
+            c"",
+            &ALERT_CHANNEL,
+            GucContext::Suset,
+            GucFlags::default(),
+            Some(check_channel),
+            None,
+            None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
             c"audit_trail.retention",
             c"Events older than this expire; 0 keeps all.",
             c"",
@@ -361,6 +417,14 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    GucRegistry::define_enum_guc(
+        c"audit_trail.notify_payload",
+        c"What the live feed sends on audit_trail.notify_channel: minimal (one wake-up per transaction: txid and event count) or summary (every event).",
+        c"",
+        &NOTIFY_PAYLOAD,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_bool_guc(
         c"audit_trail.redact_json_keys",
         c"Redact the values of object keys that match the redaction patterns inside json and jsonb values and log_event details.",
@@ -374,6 +438,14 @@ pub fn init() {
         c"Give new partitions of audit_trail.events the (entity_type, entity_id, id) index.",
         c"Off: cheaper writes; history(), row_as_of() and entity filters then scan the partitions made meanwhile.",
         &INDEX_ENTITIES,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"audit_trail.seal_key_file",
+        c"File holding the Ed25519 key that signs checkpoint() notes; empty: unsigned.",
+        c"64 hex digits (a 32-byte seed) or a PKCS#8 PEM private key, readable by the server; relative to the data directory.",
+        &SEAL_KEY_FILE,
         GucContext::Suset,
         GucFlags::default(),
     );

@@ -38,6 +38,10 @@ pub struct Event {
     pub after: Option<Datum>,
     pub changed: Option<Datum>,
     pub details: Option<Datum>,
+    /// API §11: the event's own action (a named action) and tenant (from
+    /// the row), in place of the statement's; None: the statement's.
+    pub action: Option<Datum>,
+    pub tenant: Option<Option<Datum>>,
 }
 
 impl Event {
@@ -61,6 +65,12 @@ impl Event {
         row.set(Col::After, self.after);
         row.set(Col::Changed, self.changed);
         row.set(Col::Details, self.details);
+        if let Some(action) = self.action {
+            row.set(Col::Action, Some(action));
+        }
+        if let Some(tenant) = self.tenant {
+            row.set(Col::Tenant, tenant);
+        }
     }
 }
 
@@ -234,7 +244,7 @@ impl Writer {
                 pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
             )
         };
-        let feed = crate::notify::Feed::for_statement(Datum::from(now), action, entity_type, &ctx.actor);
+        let feed = crate::notify::Feed::for_statement(Datum::from(now), entity_type, &ctx.actor);
         Writer { shared, feed, sink: None, present: [true; crate::event_row::N], pending: Vec::with_capacity(BATCHES[0]), cxt }
     }
 
@@ -313,11 +323,9 @@ impl Writer {
             }
         };
         if let Some(feed) = self.feed.as_ref() {
-            for (id, e) in written.iter().zip(events.iter()) {
-                // SAFETY: entity_id is the text datum the capture made for
-                // this event; it lives in the batch context, reset below.
-                unsafe { feed.announce(*id, e.entity_id) };
-            }
+            // SAFETY: the rows just written; their datums live in the batch
+            // context, reset below.
+            unsafe { feed.announce(&written, &rows) };
         }
         drop(rows);
         drop(events);
@@ -331,7 +339,7 @@ impl Writer {
     /// got back: all of them when the live feed needs them, else those of
     /// one-row plans only.
     fn write_sql(&self, owner: pg_sys::Oid, rows: &[Values]) -> Vec<i64> {
-        let want_ids = self.feed.is_some();
+        let want_ids = self.feed.as_ref().is_some_and(|f| f.wants_ids());
         let mut written = Vec::new();
         // SAFETY: SPI is connected around the plans and finished before
         // returning (an error unwinding from within releases the connection
@@ -344,9 +352,13 @@ impl Writer {
             }
             let mut done = 0;
             while done < rows.len() {
-                let n = *BATCHES.iter().find(|b| **b <= rows.len() - done).expect("a batch of 1 always fits");
+                // The rows of one batch share the statement's parameters:
+                // those whose action or tenant is their own (API §11) go
+                // with the rows that have the same.
+                let alike = rows[done..].iter().take_while(|r| same_statement_columns(r, &rows[done])).count();
+                let n = *BATCHES.iter().find(|b| **b <= alike).expect("a batch of 1 always fits");
                 let returning = n == 1 || want_ids;
-                let (mut types, mut values, nulls) = parameters(&self.shared, &rows[done..done + n], &self.present);
+                let (mut types, mut values, nulls) = parameters(&rows[done], &rows[done..done + n], &self.present);
                 let p = plan(n, returning, &self.present, &mut types);
                 let rc = restricted_as(owner, || pg_sys::SPI_execute_plan(p, values.as_mut_ptr(), nulls.as_ptr(), false, 0));
                 if rc != pg_sys::SPI_OK_INSERT as i32 && rc != pg_sys::SPI_OK_INSERT_RETURNING as i32 {
@@ -375,6 +387,36 @@ impl Writer {
         unsafe { pg_sys::MemoryContextDelete(self.cxt) };
         id
     }
+}
+
+/// Whether two rows have the same values in the statement-wide columns
+/// that an event may set itself (action and tenant, API §11): the same
+/// datum, or equal text.
+fn same_statement_columns(a: &Values, b: &Values) -> bool {
+    [Col::Action, Col::Tenant].iter().all(|&c| {
+        let i = c as usize;
+        match (a.nulls[i], b.nulls[i]) {
+            (true, true) => true,
+            (false, false) => {
+                // SAFETY: both are text datums made by the writer or the
+                // capture (plain varlenas, not toasted), alive until the
+                // batch is written.
+                a.datums[i] == b.datums[i] || unsafe { text_bytes(a.datums[i]) == text_bytes(b.datums[i]) }
+            }
+            _ => false,
+        }
+    })
+}
+
+/// The bytes of a text datum that is not toasted.
+///
+/// # Safety
+/// `d` must be a valid, untoasted text datum, alive while the slice is used.
+unsafe fn text_bytes<'a>(d: Datum) -> &'a [u8] {
+    let p = d.cast_mut_ptr::<pg_sys::varlena>();
+    // SAFETY: as the caller promises; vardata_any and varsize_any_exhdr
+    // read a plain varlena's header, short or not.
+    unsafe { std::slice::from_raw_parts(pgrx::varlena::vardata_any(p) as *const u8, pgrx::varlena::varsize_any_exhdr(p)) }
 }
 
 /// Writes one event outside any trigger (application events, enable/disable,
@@ -409,7 +451,7 @@ mod tests {
     #[pg_test]
     fn an_event_fills_its_columns() {
         let one = Some(Datum::from(1usize));
-        let e = Event { entity_id: one, entity_label: one, before: one, after: one, changed: one, details: one };
+        let e = Event { entity_id: one, entity_label: one, before: one, after: one, changed: one, details: one, action: None, tenant: None };
         let mut row = Values::default();
         e.fill(&mut row);
         for (i, c) in COLUMNS.iter().enumerate() {

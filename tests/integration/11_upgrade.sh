@@ -37,8 +37,10 @@ state() { # everything that must survive, one line each
 -- Every column the oldest version had (0.4.0 added operation, filled below).
 SELECT 'events ' || count(*) || ':' || max(id) || ':' || md5(string_agg((to_jsonb(e) - 'operation')::text, '|' ORDER BY id)) FROM audit_trail.events e;
 -- Every setting the oldest version had; redact, which 0.4.0 fills with the
--- columns the patterns matched, is compared through tracked below.
-SELECT 'config ' || md5(string_agg((to_jsonb(c) - 'redact' - 'reveal')::text, '|' ORDER BY relid)) FROM audit_trail.config c;
+-- columns the patterns matched, is compared through tracked below; 0.5.0
+-- added tenant_column, always_include and named_actions (API §11), checked
+-- after the update below.
+SELECT 'config ' || md5(string_agg((to_jsonb(c) - 'redact' - 'reveal' - 'tenant_column' - 'always_include' - 'named_actions')::text, '|' ORDER BY relid)) FROM audit_trail.config c;
 SELECT 'names ' || md5(string_agg(n::text, '|' ORDER BY relid, valid_from)) FROM audit_trail.table_names n;
 SELECT 'archived ' || string_agg(partition || ' ' || range_start || ' ' || range_end, ', ') FROM audit_trail.archived_partitions;
 SELECT 'archive rows ' || count(*) FROM audit_trail_archive.events_p20200101;
@@ -91,6 +93,14 @@ sql -c "ALTER TABLE accounts RENAME COLUMN pin TO passcode" >/dev/null
 sql -c "UPDATE accounts SET passcode = '4321' WHERE id = 2" >/dev/null
 expect_eq "redaction follows a rename after the update" \
   "$(sql -c "SELECT after::text FROM audit_trail.events ORDER BY id DESC LIMIT 1")" '{"passcode": "[REDACTED]"}'
+# 0.5.0 (API §11): tables audited before have no tenant column, nothing
+# always included and no named actions; a rule named after the update works.
+expect_eq "API §11 settings after the update" \
+  "$(sql -c "SELECT coalesce(tenant_column, '-') || ' ' || cardinality(always_include) || ' ' || named_actions::text FROM audit_trail.config")" "- 0 []"
+sql -c "SELECT audit_trail.name_action('accounts', 'BALANCE_ZEROED', 'UPDATE', after_matches => '{\"balance\": 0}')" >/dev/null
+sql -c "UPDATE accounts SET balance = 0 WHERE id = 3" >/dev/null
+expect_eq "named action after the update" \
+  "$(sql -c "SELECT action || ' ' || operation FROM audit_trail.events WHERE operation IS NOT NULL ORDER BY id DESC LIMIT 1")" "BALANCE_ZEROED UPDATE"
 if sql -c "DELETE FROM audit_trail.events" 2>/dev/null; then fail "log writable after the update"; fi
 sql -c "SELECT audit_trail.maintain()" >/dev/null
 
@@ -154,6 +164,13 @@ fingerprint "$fresh" > "$IT_WORK/fresh.txt"
 if ! diff -u "$IT_WORK/fresh.txt" "$IT_WORK/upgraded.txt"; then fail "updated extension differs from a fresh $current install"; fi
 expect_eq "objects compared" "$(wc -l < "$IT_WORK/fresh.txt" | tr -d ' ')" "$(wc -l < "$IT_WORK/upgraded.txt" | tr -d ' ')"
 
+# The sealed trail (API §13): events the old version wrote are sealed like
+# any other and verify; 0.5.0 is the first version with seals, and the
+# golden canonical bytes of tests/regress/sql/23_seal.sql keep later
+# versions from changing what an old seal hashed.
+expect_eq "old events sealed" "$(sql -c "SELECT events > 0 FROM audit_trail.seal()")" t
+expect_eq "old events verify" "$(sql -c "SELECT count(*) FROM audit_trail.verify()")" 0
+
 # Partitions the old version made carry the new index options too.
 expect_eq "old partitions' id index" \
   "$(sql -c "SELECT count(*) FILTER (WHERE reloptions @> '{fillfactor=100}') || '/' || count(*) FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid JOIN pg_inherits h ON h.inhrelid = i.indrelid WHERE h.inhparent = 'audit_trail.events'::regclass AND c.relname LIKE '%\_id'")" \
@@ -165,4 +182,5 @@ sql -c "DROP DATABASE IF EXISTS $target" -c "CREATE DATABASE $target"
 pg_dump -h 127.0.0.1 -p "$IT_PORT" -U postgres -Fc -f "$IT_WORK/upgrade.custom" "$IT_DB"
 pg_restore -h 127.0.0.1 -p "$IT_PORT" -U postgres -d "$target" --exit-on-error "$IT_WORK/upgrade.custom"
 expect_eq "restored after the update" "$(state "$target" | head -1)" "$(state "$IT_DB" | head -1)"
+expect_eq "seals verify after the restore" "$(sql_db "$target" -c "SELECT count(*) FROM audit_trail.verify()")" 0
 sql -c "DROP DATABASE $target" -c "DROP DATABASE $fresh"

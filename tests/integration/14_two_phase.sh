@@ -1,13 +1,17 @@
 # Two-phase commit with the live feed on (API §8): PREPARE TRANSACTION works
 # on audited tables whatever audit_trail.notify_channel says; the events of
 # a prepared transaction are recorded but not announced; events of
-# rolled-back transactions and savepoints are never announced.
+# rolled-back transactions and savepoints are never announced (one payload
+# per event: notify_payload = summary); feed() delivers the prepared
+# transaction's events once COMMIT PREPARED commits them.
 sql <<SQL
 CREATE EXTENSION pg_audit_trail;
 CREATE TABLE orders (id int PRIMARY KEY, status text);
 SELECT audit_trail.enable('orders');
 ALTER DATABASE $IT_DB SET audit_trail.notify_channel = 'audit_2pc';
+ALTER DATABASE $IT_DB SET audit_trail.notify_payload = 'summary';
 SQL
+p_start=$(sql -c "SELECT audit_trail.feed_position()")
 
 # The listener: a psql fed through a fifo, which prints the notifications
 # that arrived with the result of each command it runs.
@@ -82,4 +86,7 @@ assert got == ["INSERT:3", "INSERT:6", "INSERT:7", "INSERT:9", "INSERT:11"], got
 print(f"  announced: {' '.join(got)} (prepared and rolled-back events never)")
 PY
 expect_eq "no prepared transaction left" "$(sql -c "SELECT count(*) FROM pg_prepared_xacts")" 0
-sql -c "ALTER DATABASE $IT_DB RESET audit_trail.notify_channel" -c "DROP TABLE orders"
+expect_eq "the feed delivers every committed event, the prepared one's too" \
+  "$(sql -c "SELECT string_agg(action || ':' || entity_id, ' ' ORDER BY id) FROM audit_trail.feed('$p_start') WHERE entity_type = 'public.orders'")" \
+  "INSERT:1 INSERT:3 INSERT:6 INSERT:7 INSERT:9 INSERT:11"
+sql -c "ALTER DATABASE $IT_DB RESET audit_trail.notify_channel" -c "ALTER DATABASE $IT_DB RESET audit_trail.notify_payload" -c "DROP TABLE orders"

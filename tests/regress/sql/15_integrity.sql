@@ -120,7 +120,12 @@ ALTER TABLE acct ALTER COLUMN balance TYPE bigint USING balance * 100;
 ALTER TABLE acct DROP COLUMN owner;
 ALTER TABLE acct SET UNLOGGED;
 ALTER TABLE acct SET LOGGED;
-SELECT action, entity_type, entity_id, details FROM audit_trail.events
+-- A dropped partition's rows_estimate counts its rows from the statistics,
+-- which a backend reports when it is idle a moment: 0 to 2 here, by timing.
+SELECT action, entity_type, entity_id,
+       CASE WHEN action = 'PARTITION_DROPPED' THEN details || jsonb_build_object('rows_estimate', (details->>'rows_estimate')::int BETWEEN 0 AND 2)
+            ELSE details END AS details
+FROM audit_trail.events
 WHERE entity_type IN ('integrity.sales', 'integrity.acct') AND action NOT IN ('INSERT', 'UPDATE', 'DELETE')
   AND id > (SELECT max(id) FROM audit_trail.events WHERE action = 'AUDIT_ENABLED' AND entity_id = 'integrity.acct')
 ORDER BY id;

@@ -1,0 +1,170 @@
+-- The sealed trail (API §13): seal, verify, checkpoint, tampering reported.
+CREATE EXTENSION IF NOT EXISTS pg_audit_trail;
+SET client_min_messages = warning;
+
+-- Canonical bytes are fixed forever: these values must never change.
+SELECT audit_trail._hex(audit_trail._event_bytes(7, '2026-01-02 03:04:05.678901+00', 4242,
+         ARRAY['INSERT', 'public.t', '1', NULL, NULL, '{"a": 1, "b": [true, null, 1.50]}', '{x,"y z"}', NULL,
+               'alice', 'postgres', '10.0.0.1/32', '', NULL, NULL, NULL, NULL, 'INSERT'])) AS canonical_bytes;
+SELECT audit_trail._hex(audit_trail._event_leaf(7, '2026-01-02 03:04:05.678901+00', 4242,
+         ARRAY['INSERT', 'public.t', '1', NULL, NULL, '{"a": 1, "b": [true, null, 1.50]}', '{x,"y z"}', NULL,
+               'alice', 'postgres', '10.0.0.1/32', '', NULL, NULL, NULL, NULL, 'INSERT'])) AS leaf;
+-- NULL and empty differ; the time zone of the session does not matter.
+SELECT audit_trail._event_leaf(1, NULL, NULL, ARRAY[NULL]) <> audit_trail._event_leaf(1, NULL, NULL, ARRAY['']) AS null_is_not_empty;
+SET TimeZone = 'Asia/Kolkata';
+SELECT audit_trail._hex(audit_trail._event_leaf(7, '2026-01-02 08:34:05.678901+05:30', 4242,
+         ARRAY['INSERT', 'public.t', '1', NULL, NULL, '{"a": 1, "b": [true, null, 1.50]}', '{x,"y z"}', NULL,
+               'alice', 'postgres', '10.0.0.1/32', '', NULL, NULL, NULL, NULL, 'INSERT'])) AS same_leaf;
+RESET TimeZone;
+
+CREATE TABLE seal_t (id int PRIMARY KEY, v text, d jsonb, f float8, b bytea);
+SELECT audit_trail.enable('seal_t');
+SELECT coalesce(max(seal_id), 0) AS s0 FROM audit_trail.seals \gset
+INSERT INTO seal_t SELECT g, 'v' || g, jsonb_build_object('n', g, 'x', 0.1 * g), g / 3.0, '\xdeadbeef' FROM generate_series(1, 6) g;
+UPDATE seal_t SET v = 'changed' WHERE id = 2;
+DELETE FROM seal_t WHERE id = 6;
+SELECT min(id) AS e0 FROM audit_trail.events WHERE entity_type = 'public.seal_t' AND action = 'INSERT' \gset
+
+-- Everything committed is sealed; a second seal has nothing to seal.
+SELECT seal_id - :s0 AS seal, events >= 8 AS covers_the_table, length(root) AS hex_len FROM audit_trail.seal();
+SELECT count(*) AS nothing_new FROM audit_trail.seal();
+SELECT seal_id - :s0 AS seal, events >= 8 AS covers, root ~ '^[0-9a-f]{64}$' AS root_ok,
+       (previous_root IS NULL) = (seal_id = 1) AS linked
+FROM audit_trail.seals WHERE seal_id > :s0;
+
+-- Intact: verify is empty, whatever the session's settings.
+SET TimeZone = 'America/St_Johns';
+SET DateStyle = 'SQL, DMY';
+SET extra_float_digits = -3;
+SET bytea_output = 'escape';
+SET IntervalStyle = 'sql_standard';
+SET search_path = pg_temp;
+SELECT * FROM audit_trail.verify();
+RESET ALL;
+SET client_min_messages = warning;
+
+-- A second seal, chained to the first.
+INSERT INTO seal_t VALUES (7, 'seven');
+SELECT seal_id - :s0 AS seal, events FROM audit_trail.seal();
+SELECT s2.previous_root = s1.root AS chained
+FROM audit_trail.seals s1 JOIN audit_trail.seals s2 ON s2.seal_id = s1.seal_id + 1 WHERE s1.seal_id = :s0 + 1;
+SELECT * FROM audit_trail.verify();
+SELECT count(*) AS since_later FROM audit_trail.verify(now() + interval '1 day');
+
+-- In REPEATABLE READ, and with a savepoint rolled back, nothing changes.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+INSERT INTO seal_t VALUES (8, 'eight');
+SAVEPOINT a;
+INSERT INTO seal_t VALUES (9, 'nine');
+ROLLBACK TO a;
+-- Its own events are in flight: not sealed by this transaction.
+SELECT count(*) AS own_events_not_sealed FROM audit_trail.seal();
+COMMIT;
+SELECT seal_id - :s0 AS seal, events FROM audit_trail.seal();
+SELECT * FROM audit_trail.verify();
+
+-- Tampering as a superuser, through the catalog: the guards switched off
+-- in pg_trigger (ALTER TABLE ... DISABLE TRIGGER is refused), seen by the
+-- next session.
+UPDATE pg_trigger SET tgenabled = 'D' WHERE tgname IN ('audit_trail_guard', 'audit_trail_guard_row');
+\c
+SET client_min_messages = warning;
+UPDATE audit_trail.events SET after = after || '{"v": "forged"}' WHERE id = :e0 + 1;
+DELETE FROM audit_trail.events WHERE id = :e0 + 2;
+-- A forged event, given the transaction of a sealed one.
+INSERT INTO audit_trail.events (id, occurred_at, txid, action, actor, db_user)
+SELECT 900000000 + :e0, occurred_at, txid, 'FORGED', 'mallory', 'postgres' FROM audit_trail.events WHERE id = :e0;
+-- A forged event older than this database's origin: the feed never returns
+-- it, so no seal covers it, and no seal's window holds it.
+INSERT INTO audit_trail.events (id, occurred_at, txid, action, actor, db_user)
+SELECT 900000001 + :e0, o.restored - interval '1 day', 3, 'FORGED', 'mallory', 'postgres' FROM audit_trail.feed_origin o;
+-- A column nobody looks at: the statement.
+UPDATE audit_trail.events SET statement = 'SELECT 1' WHERE id = :e0 + 3;
+-- NULL made empty.
+UPDATE audit_trail.events SET user_agent = '' WHERE id = :e0 + 4 AND user_agent IS NULL;
+SELECT seal_id - :s0 AS seal, event_id - :e0 AS event, problem FROM audit_trail.verify() ORDER BY 1, 2;
+-- The seal itself edited: its link breaks.
+UPDATE audit_trail.seal_chain SET events = events + 1 WHERE seal_id = :s0 + 2;
+SELECT seal_id - :s0 AS seal, event_id - :e0 AS event, problem FROM audit_trail.verify() WHERE event_id IS NULL ORDER BY 1, 2;
+UPDATE audit_trail.seal_chain SET events = events - 1 WHERE seal_id = :s0 + 2;
+-- A seal deleted: the chain is broken there.
+CREATE TEMP TABLE kept AS SELECT * FROM audit_trail.seal_chain WHERE seal_id = :s0 + 2;
+DELETE FROM audit_trail.seal_chain WHERE seal_id = :s0 + 2;
+SELECT seal_id - :s0 AS seal, regexp_replace(problem, 'seal (\d+)', 'seal ' || ((regexp_match(problem, 'seal (\d+)'))[1]::bigint - :s0)) AS problem FROM audit_trail.verify() WHERE event_id IS NULL ORDER BY 1, 2;
+INSERT INTO audit_trail.seal_chain SELECT * FROM kept;
+-- Put back what can be: the deleted event stays reported.
+UPDATE audit_trail.events SET after = after - 'v' || jsonb_build_object('v', 'v2') WHERE id = :e0 + 1;
+DELETE FROM audit_trail.events WHERE id IN (900000000 + :e0, 900000001 + :e0);
+UPDATE audit_trail.events SET statement = NULL WHERE id = :e0 + 3;
+UPDATE audit_trail.events SET user_agent = NULL WHERE id = :e0 + 4;
+UPDATE pg_trigger SET tgenabled = 'A' WHERE tgname IN ('audit_trail_guard', 'audit_trail_guard_row');
+\c
+SET client_min_messages = warning;
+SELECT seal_id - :s0 AS seal, event_id - :e0 AS event, problem FROM audit_trail.verify() ORDER BY 1, 2;
+
+-- The seal tables are append-only.
+UPDATE audit_trail.seal_chain SET events = 0;
+DELETE FROM audit_trail.sealed_events;
+TRUNCATE audit_trail.removed_partitions;
+
+-- Checkpoints: unsigned without a key.
+SELECT split_part(audit_trail.checkpoint(), E'\n', 1) = 'pg_audit_trail/' || current_database() AS origin,
+       split_part(audit_trail.checkpoint(), E'\n', 2)::bigint - :s0 AS seal,
+       array_length(string_to_array(audit_trail.checkpoint(), E'\n'), 1) AS lines;
+SELECT audit_trail.checkpoint() AS cp \gset
+SELECT * FROM audit_trail.verify_checkpoint(:'cp');
+SELECT seal_id - :s0 AS seal, problem FROM audit_trail.verify_checkpoint(:'cp', '8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c');
+SELECT regexp_replace(problem, 'seal \d+', 'seal <n>') AS problem FROM audit_trail.verify_checkpoint(regexp_replace(:'cp', E'\n[^\n]+\n$', E'\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n'));
+SELECT regexp_replace(problem, 'seal \d+', 'seal <n>') AS problem FROM audit_trail.verify_checkpoint(regexp_replace(:'cp', E'\n[0-9]+\n', E'\n999999\n'));
+-- Signed with the key file: 64 hex digits (the seed 0x01 * 32).
+DO $$ BEGIN
+    EXECUTE format('COPY (SELECT repeat(''01'', 32)) TO %L', current_setting('data_directory') || '/seal_test.key');
+    EXECUTE format('COPY (SELECT ''not a key'') TO %L', current_setting('data_directory') || '/seal_bad.key');
+END $$;
+SELECT set_config('audit_trail.seal_key_file', current_setting('data_directory') || '/seal_test.key', false) IS NOT NULL AS key_set;
+SELECT audit_trail.checkpoint() AS signed \gset
+SELECT split_part(:'signed', E'\n', 5) ~ '^— pg_audit_trail [A-Za-z0-9+/=]{92}$' AS signature_line;
+SELECT count(*) AS ok FROM audit_trail.verify_checkpoint(:'signed', '8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c');
+SELECT regexp_replace(problem, 'seal \d+', 'seal <n>') AS problem FROM audit_trail.verify_checkpoint(:'signed', '8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394');
+\set VERBOSITY sqlstate
+SELECT problem FROM audit_trail.verify_checkpoint(replace(:'signed', E'\n', E'\n\n'), NULL);
+SELECT * FROM audit_trail.verify_checkpoint(:'signed', 'abc');
+SELECT * FROM audit_trail.verify_checkpoint('hello', NULL);
+SELECT set_config('audit_trail.seal_key_file', current_setting('data_directory') || '/seal_bad.key', false) IS NOT NULL AS bad_key;
+SELECT audit_trail.checkpoint();
+SET audit_trail.seal_key_file = '/nonexistent/seal.key';
+SELECT audit_trail.checkpoint();
+RESET audit_trail.seal_key_file;
+\set VERBOSITY default
+
+-- Who may: a role without rights gets 42501; a reader with SELECT may verify.
+CREATE ROLE seal_nobody;
+CREATE ROLE seal_auditor;
+GRANT SELECT ON audit_trail.events, audit_trail.seal_chain, audit_trail.sealed_events,
+                audit_trail.removed_partitions TO seal_auditor;
+SET ROLE seal_nobody;
+\set VERBOSITY sqlstate
+SELECT * FROM audit_trail.seal();
+SELECT * FROM audit_trail.verify();
+SELECT audit_trail.checkpoint();
+SELECT * FROM audit_trail.seals;
+SELECT audit_trail._checkpoint_note('x', 1, '\x00');
+SET ROLE seal_auditor;
+SELECT * FROM audit_trail.seal();
+\set VERBOSITY default
+SELECT count(*) AS problems FROM audit_trail.verify();
+SELECT count(*) > 0 AS seals_seen FROM audit_trail.seals;
+RESET ROLE;
+REVOKE ALL ON audit_trail.events, audit_trail.seal_chain, audit_trail.sealed_events,
+              audit_trail.removed_partitions FROM seal_auditor;
+DROP ROLE seal_nobody;
+DROP ROLE seal_auditor;
+
+-- maintain() seals, and says so in its MAINTENANCE event.
+INSERT INTO seal_t VALUES (10, 'ten');
+SELECT count(*) >= 0 AS maintained FROM audit_trail.maintain();
+SELECT details -> 'sealed' ->> 'events' IS NOT NULL AS sealed_by_maintain
+FROM audit_trail.events WHERE action = 'MAINTENANCE' ORDER BY id DESC LIMIT 1;
+SELECT seal_id - :s0 AS seal, event_id - :e0 AS event, problem FROM audit_trail.verify() ORDER BY 1, 2;
+SELECT audit_trail.disable('seal_t');
+DROP TABLE seal_t;
