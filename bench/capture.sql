@@ -104,8 +104,10 @@ BEGIN
         PERFORM audit_trail.name_action('items', 'ITEM_SHIPPED', 'UPDATE',
                                         changed_any => '{status}', after_matches => '{"status": "shipped"}');
     WHEN 'pg_audit_trail_lean' THEN
-        -- The first enable() makes the partitions: without the entity index.
+        -- The first enable() makes the partitions: without the entity and
+        -- actor indexes.
         PERFORM set_config('audit_trail.index_entities', 'off', true);
+        PERFORM set_config('audit_trail.index_actors', 'off', true);
         PERFORM audit_trail.enable('items');
     END CASE;
 END $$;

@@ -43,6 +43,8 @@ pub static LOG_STATEMENT: GucSetting<LogStatement> = GucSetting::<LogStatement>:
 /// Read by SQL (`_index_partition`), not by Rust: defined here so that it is
 /// a real, validated boolean once the library is loaded.
 pub static INDEX_ENTITIES: GucSetting<bool> = GucSetting::<bool>::new(true);
+/// Read by SQL (`_index_partition`), as INDEX_ENTITIES.
+pub static INDEX_ACTORS: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static LOG_READS: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"export"));
 pub static NOTIFY_CHANNEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -438,6 +440,14 @@ pub fn init() {
         c"Give new partitions of audit_trail.events the (entity_type, entity_id, id) index.",
         c"Off: cheaper writes; history(), row_as_of() and entity filters then scan the partitions made meanwhile.",
         &INDEX_ENTITIES,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"audit_trail.index_actors",
+        c"Give new partitions of audit_trail.events the (lower(actor), id) index.",
+        c"Off: cheaper writes; search(actors => ...) then reads newest first through the partitions made meanwhile.",
+        &INDEX_ACTORS,
         GucContext::Suset,
         GucFlags::default(),
     );

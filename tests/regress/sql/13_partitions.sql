@@ -98,6 +98,15 @@ RESET audit_trail.index_entities;
 SELECT audit_trail._create_partition('2036-02-01', '2036-03-01') AS p2036b \gset
 SELECT count(*) AS indexes_when_on FROM pg_index WHERE indrelid = :'p2036b'::regclass;
 SET audit_trail.index_entities = 'sometimes';
+\echo 'index_actors = off: new partitions without the actor index; the actor filter still answers'
+SET audit_trail.index_actors = off;
+SELECT audit_trail._create_partition('2036-03-01', '2036-04-01') AS p2036c \gset
+SELECT indexrelid::regclass AS index FROM pg_index WHERE indrelid = :'p2036c'::regclass ORDER BY 1;
+INSERT INTO audit_trail.events (occurred_at, action, actor, db_user)
+VALUES ('2036-03-10', 'NOACTORINDEX', 'Rare.Actor@example.com', 'x');
+SELECT action, actor FROM audit_trail.search(actors => '{rare.actor@example.com}');
+RESET audit_trail.index_actors;
+SET audit_trail.index_actors = 'sometimes';
 
 \echo 'invalid settings are refused when set, naming the setting'
 SET audit_trail.partition_interval = '2 days';
