@@ -368,6 +368,9 @@ impl<T> OrFail<T> for Result<T, pgrx::spi::Error> {
 /// writes their ids and leaf hashes to audit_trail.sealed_events (in id
 /// order, CHUNK a row) and returns how many, their tree hash, and the range
 /// of their ids and times. Called by audit_trail.seal() only.
+// The row type is pgrx's named-column tuple: a type alias would hide the
+// column names the SQL signature is generated from.
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile, name = "_seal_events")]
 fn seal_events(
     seal_id: i64,
@@ -566,7 +569,7 @@ fn hex(bytes: &[u8]) -> String {
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();
-    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
