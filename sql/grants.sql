@@ -35,7 +35,7 @@ GRANT EXECUTE ON FUNCTION audit_trail._where(text[], text[], text, text, timesta
                           audit_trail._csv(text),
                           audit_trail._export_columns(boolean),
                           audit_trail._export_pick(text[], boolean),
-                          audit_trail._history(regclass, text),
+                          audit_trail._history(regclass, text, timestamptz),
                           audit_trail._names_of(regclass),
                           audit_trail._canonical_key(regclass, text),
                           audit_trail._canonical_text(anyelement),

@@ -1295,7 +1295,7 @@ END
 $$;
 
 -- new
-CREATE FUNCTION audit_trail._history(target regclass, entity_id text)
+CREATE FUNCTION audit_trail._history(target regclass, entity_id text, at timestamptz DEFAULT NULL)
 RETURNS SETOF audit_trail.events
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -1310,49 +1310,126 @@ DECLARE
     keys text[];
     los bigint[];
     his bigint[];
+    end_tx bigint[];
+    end_at timestamptz[];
 BEGIN
-    -- The keys of the row's life, each with the range of event ids in which
-    -- it was the row's: found first, so that the events are then read
-    -- through the entity index, a key at a time.
-    WITH RECURSIVE chain(key, lo, hi) AS (
+    -- A row's life as segments: (key, first and last event id, and the
+    -- statements that began and ended it). A key may name several rows over
+    -- time (a row deleted and another inserted with its key; a row moved
+    -- to another key and a new row taking the old one; two rows swapping
+    -- keys in one statement), so a segment runs from the event that gave a
+    -- row the key (INSERT, or an UPDATE into it) to the one that took it
+    -- away (DELETE, or an UPDATE out of it), and a row's life is followed
+    -- from a segment's first event back to the segment that ended there,
+    -- and from the event that ended it on to the segment it began. A
+    -- statement is (txid, occurred_at): one writer, one time. Within the
+    -- statement that ended a segment, only that row's event belongs to it
+    -- (in a swap, the other row moves into the key in the same statement).
+    -- The key's segments, each followed back and on: every row that held
+    -- the key, each with its whole life. With `at`, the one row that held
+    -- it then (the last segment begun by then; else the first).
+    WITH RECURSIVE seg_start AS (
         -- The key as given and as recorded (they differ for events written
-        -- before 0.4.0 under other output settings).
-        SELECT DISTINCT k, 0::bigint, 9223372036854775807::bigint
-        FROM unnest(ARRAY[canonical, _history.entity_id]) k
+        -- before 0.4.0 under other output settings); where its segments
+        -- begin, and 0 for events of it before any (enabled on a table
+        -- whose rows existed).
+        SELECT k.k AS key, st.id, st.txid, st.occurred_at
+        FROM (SELECT DISTINCT k FROM unnest(ARRAY[canonical, _history.entity_id]) k) k
+        CROSS JOIN LATERAL (
+            SELECT e.id, e.txid, e.occurred_at FROM audit_trail.events e
+            WHERE e.entity_type = ANY (types) AND e.entity_id = k.k
+              AND (e.operation = 'INSERT' OR (e.operation = 'UPDATE' AND e.details ? 'previous_entity_id'))
+            UNION ALL
+            SELECT 0, NULL, '-infinity' WHERE EXISTS (
+                SELECT FROM audit_trail.events e
+                WHERE e.entity_type = ANY (types) AND e.entity_id = k.k AND e.operation IS NOT NULL)
+        ) st
+    ), segs AS (
+        SELECT s.key, s.id AS lo, coalesce(en.id, 9223372036854775807::bigint) AS hi, s.txid AS s_tx,
+               s.occurred_at AS s_at, en.txid AS e_tx, en.occurred_at AS e_at
+        FROM seg_start s
+        LEFT JOIN LATERAL (
+            -- Where it ends: the first DELETE of the key, or UPDATE out of
+            -- it, after its start and in another statement.
+            SELECT n.id, n.txid, n.occurred_at FROM audit_trail.events n
+            WHERE n.entity_type = ANY (types) AND n.id > s.id
+              AND (n.txid, n.occurred_at) IS DISTINCT FROM (s.txid, s.occurred_at)
+              AND ((n.entity_id = s.key AND n.operation = 'DELETE')
+                   OR (n.details ->> 'previous_entity_id' = s.key AND n.details ? 'previous_entity_id'
+                       AND n.operation = 'UPDATE'))
+            ORDER BY n.id LIMIT 1
+        ) en ON true
+    ), chain(key, lo, hi, s_tx, s_at, e_tx, e_at) AS (
+        SELECT g.key, g.lo, g.hi, g.s_tx, g.s_at, g.e_tx, g.e_at FROM segs g
+        WHERE at IS NULL
+           OR g.lo = coalesce((SELECT max(x.lo) FROM segs x WHERE x.key = g.key AND x.s_at <= at),
+                              (SELECT min(x.lo) FROM segs x WHERE x.key = g.key))
         UNION
-        SELECT step.key, step.lo, step.hi
+        SELECT step.*
         FROM chain c
         CROSS JOIN LATERAL (
-            -- Back: the key this one was made from, up to the change.
-            SELECT e.details ->> 'previous_entity_id' AS key, 0::bigint AS lo, e.id - 1 AS hi
-            FROM audit_trail.events e
-            WHERE e.entity_type = ANY (types) AND e.entity_id = c.key
-              AND e.id BETWEEN c.lo AND c.hi AND e.details ? 'previous_entity_id'
-              AND e.operation = 'UPDATE'
+            -- Back: the segment's first event moved the row here from
+            -- another key; that key's segment ended with it and began at
+            -- the last start of that key before it, in another statement.
+            SELECT x.prev, coalesce(ps.id, 0::bigint), x.id, ps.txid, ps.occurred_at, x.txid, x.occurred_at
+            FROM (
+                SELECT e.id, e.txid, e.occurred_at, e.details ->> 'previous_entity_id' AS prev
+                FROM audit_trail.events e
+                WHERE e.entity_type = ANY (types) AND e.entity_id = c.key AND e.id = c.lo
+                  AND e.details ? 'previous_entity_id'
+                  -- Only captured key changes link keys: an application
+                  -- event's details cannot splice another row in.
+                  AND e.operation = 'UPDATE'
+            ) x
+            LEFT JOIN LATERAL (
+                SELECT p.id, p.txid, p.occurred_at FROM audit_trail.events p
+                WHERE p.entity_type = ANY (types) AND p.entity_id = x.prev AND p.id < x.id
+                  AND (p.operation = 'INSERT' OR (p.operation = 'UPDATE' AND p.details ? 'previous_entity_id'))
+                  AND (p.txid, p.occurred_at) IS DISTINCT FROM (x.txid, x.occurred_at)
+                ORDER BY p.id DESC LIMIT 1
+            ) ps ON true
             UNION ALL
-            -- On: the key this one became, from the change on.
-            SELECT e.entity_id, e.id, 9223372036854775807::bigint
-            FROM audit_trail.events e
-            WHERE e.entity_type = ANY (types) AND e.details ? 'previous_entity_id'
-              AND e.details ->> 'previous_entity_id' = c.key AND e.id BETWEEN c.lo AND c.hi
-              -- Only captured key changes link keys: an application
-              -- event's details cannot splice another row in.
-              AND e.operation = 'UPDATE'
+            -- On: the event that moved the row out of this segment's key
+            -- (not in the statement that began the segment), and the
+            -- segment it began, up to the event that ended that one.
+            SELECT y.entity_id, y.id, coalesce(ye.id, 9223372036854775807::bigint), y.txid, y.occurred_at,
+                   ye.txid, ye.occurred_at
+            FROM (
+                SELECT e.id, e.entity_id, e.txid, e.occurred_at
+                FROM audit_trail.events e
+                WHERE e.entity_type = ANY (types) AND e.details ? 'previous_entity_id'
+                  AND e.details ->> 'previous_entity_id' = c.key AND e.id BETWEEN c.lo AND c.hi
+                  AND e.operation = 'UPDATE'
+                  AND (e.txid, e.occurred_at) IS DISTINCT FROM (c.s_tx, c.s_at)
+                ORDER BY e.id LIMIT 1
+            ) y
+            LEFT JOIN LATERAL (
+                SELECT n.id, n.txid, n.occurred_at FROM audit_trail.events n
+                WHERE n.entity_type = ANY (types) AND n.id > y.id
+                  AND (n.txid, n.occurred_at) IS DISTINCT FROM (y.txid, y.occurred_at)
+                  AND ((n.entity_id = y.entity_id AND n.operation = 'DELETE')
+                       OR (n.details ->> 'previous_entity_id' = y.entity_id AND n.details ? 'previous_entity_id'
+                           AND n.operation = 'UPDATE'))
+                ORDER BY n.id LIMIT 1
+            ) ye ON true
         ) step
-        WHERE step.key IS NOT NULL
+        WHERE step.prev IS NOT NULL
     )
-    SELECT array_agg(c.key), array_agg(c.lo), array_agg(c.hi) INTO keys, los, his FROM chain c;
+    SELECT array_agg(c.key), array_agg(c.lo), array_agg(c.hi), array_agg(c.e_tx), array_agg(c.e_at)
+    INTO keys, los, his, end_tx, end_at FROM chain c;
 
     RETURN QUERY
-    -- A range may be listed twice (reached back and on), an event once.
+    -- A segment may be listed twice (reached back and on), an event once.
     SELECT DISTINCT ON (e.id) e.*
-    FROM unnest(keys, los, his) AS c(key, lo, hi)
+    FROM unnest(keys, los, his, end_tx, end_at) AS c(key, lo, hi, e_tx, e_at)
     CROSS JOIN LATERAL (
         SELECT x.* FROM audit_trail.events x
         WHERE x.entity_type = ANY (types) AND x.entity_id = c.key AND x.id BETWEEN c.lo AND c.hi
           -- Row events only: an application event naming the row is not
           -- part of its life (API §9: readers of rows go by operation).
           AND x.operation IS NOT NULL
+          -- Of the statement that ended the segment, its last event only.
+          AND ((x.txid, x.occurred_at) IS DISTINCT FROM (c.e_tx, c.e_at) OR x.id = c.hi)
     ) e
     JOIN audit_trail._names_of(target) n
       ON e.entity_type = n.entity_type
@@ -1442,7 +1519,7 @@ BEGIN
     -- newest event (the key given, if it has none).
     -- Read once: its newest event names the key now, its events after `at`
     -- are what is undone below.
-    life := ARRAY(SELECT h FROM audit_trail._history(target, entity_id) h ORDER BY h.id DESC);
+    life := ARRAY(SELECT h FROM audit_trail._history(target, entity_id, at) h ORDER BY h.id DESC);
     current_key := coalesce(life[1].entity_id, audit_trail._canonical_key(target, entity_id));
 
     -- The live row, rendered as the trail renders it; a one-column key
@@ -1453,6 +1530,9 @@ BEGIN
     WHILE EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = target AND a.attname = row_alias) LOOP
         row_alias := row_alias || '_';
     END LOOP;
+    -- A life that ended in a DELETE has no live row (the row now in the
+    -- table under that key, if any, is another one).
+    IF life[1].operation IS DISTINCT FROM 'DELETE' THEN
     EXECUTE format('SELECT to_jsonb(%I) FROM %s %I WHERE %s', row_alias, target, row_alias,
                    CASE WHEN cardinality(keys) = 1 AND key_type IS NOT NULL
                         THEN format('%I = $1::%s', keys[1], key_type)
@@ -1461,6 +1541,7 @@ BEGIN
                         ELSE format('jsonb_build_array(%s) = $1::jsonb',
                                     (SELECT string_agg(format('%I', k), ', ') FROM unnest(keys) k)) END)
         INTO live USING current_key;
+    END IF;
     IF live IS NOT NULL THEN
         FOREACH col IN ARRAY excluded LOOP
             live := live - col;
@@ -2374,7 +2455,7 @@ GRANT EXECUTE ON FUNCTION audit_trail._where(text[], text[], text, text, timesta
                           audit_trail._csv(text),
                           audit_trail._export_columns(boolean),
                           audit_trail._export_pick(text[], boolean),
-                          audit_trail._history(regclass, text),
+                          audit_trail._history(regclass, text, timestamptz),
                           audit_trail._names_of(regclass),
                           audit_trail._canonical_key(regclass, text),
                           audit_trail._canonical_text(anyelement),

@@ -140,5 +140,38 @@ INSERT INTO ks.renamed VALUES (1, 'tok-CLEAR', 'pass-CLEAR');
 SELECT after FROM audit_trail.events WHERE entity_type = 'ks.renamed' AND operation = 'INSERT';
 SELECT redact FROM audit_trail.tracked WHERE table_name = 'ks.renamed'::regclass;
 
+-- 8. (Found by attacking 0.4.0, fixed in 0.5.0.) A key another row takes
+-- after a key change, and keys two rows swap in one statement: a key's
+-- history lists every row that held it, each with its whole life and
+-- nothing of another's (10's is A's alone); row_as_of() takes the row that
+-- held the key at that instant (0.4.0 gave A for key 1 now, and the other
+-- row after a swap).
+CREATE TABLE ks.reuse (id int PRIMARY KEY, v text);
+SELECT audit_trail.enable('ks.reuse') IS NOT NULL AS enabled;
+INSERT INTO ks.reuse VALUES (1, 'A');
+UPDATE ks.reuse SET v = 'A2' WHERE id = 1;
+UPDATE ks.reuse SET id = 10 WHERE id = 1;
+INSERT INTO ks.reuse VALUES (1, 'B');
+UPDATE ks.reuse SET v = 'B2' WHERE id = 1;
+SELECT k, string_agg(operation || ' ' || entity_id || coalesce(' ' || (after ->> 'v'), ''), ', ' ORDER BY id) AS life
+FROM unnest(ARRAY['1', '10']) k, audit_trail.history('ks.reuse', k) GROUP BY k ORDER BY k;
+SELECT audit_trail.row_as_of('ks.reuse', '1', clock_timestamp()) ->> 'v' AS now_1,
+       audit_trail.row_as_of('ks.reuse', '10', clock_timestamp()) ->> 'v' AS now_10;
+CREATE TABLE ks.swap (id int, v text, CONSTRAINT swap_pk PRIMARY KEY (id) DEFERRABLE);
+SELECT audit_trail.enable('ks.swap') IS NOT NULL AS enabled;
+INSERT INTO ks.swap VALUES (2, 'C'), (3, 'D');
+UPDATE ks.swap SET v = v || '1';
+SELECT clock_timestamp() AS before_swaps \gset
+UPDATE ks.swap SET id = 5 - id;
+SELECT k, string_agg(operation || ' ' || entity_id || coalesce(' ' || (after ->> 'v'), ''), ', ' ORDER BY id) AS life
+FROM unnest(ARRAY['2', '3']) k, audit_trail.history('ks.swap', k) GROUP BY k ORDER BY k;
+UPDATE ks.swap SET v = 'D2' WHERE id = 2;
+UPDATE ks.swap SET id = 5 - id;
+SELECT k, string_agg(operation || ' ' || entity_id || coalesce(' ' || (after ->> 'v'), ''), ', ' ORDER BY id) AS life
+FROM unnest(ARRAY['2', '3']) k, audit_trail.history('ks.swap', k) GROUP BY k ORDER BY k;
+SELECT k, audit_trail.row_as_of('ks.swap', k, clock_timestamp()) ->> 'v' AS now,
+       audit_trail.row_as_of('ks.swap', k, :'before_swaps') ->> 'v' AS before_swaps
+FROM unnest(ARRAY['2', '3']) k ORDER BY k;
+
 DROP SCHEMA ks CASCADE;
 DROP ROLE ks_app;
