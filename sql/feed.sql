@@ -120,10 +120,50 @@ AS $$
        AND NOT EXISTS (SELECT FROM pg_snapshot_xip(b) x WHERE pg_visible_in_snapshot(x, a))
 $$;
 
+-- The transactions in flight at lo that had committed by hi (one still
+-- running, a long bulk load, is not read at every poll), and lo's xmax (in
+-- the range anyway: a list never empty, with which the planner might pick
+-- an index that has nothing to do with txid). Given to _feed_window as a
+-- value: computed inside it, the list would be unknown when planning, and
+-- the planner would guess it matches most of the log.
+CREATE FUNCTION audit_trail._feed_in_flight(lo pg_snapshot, hi pg_snapshot) RETURNS bigint[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(lo) x WHERE pg_visible_in_snapshot(x, hi)
+                 UNION ALL
+                 SELECT pg_snapshot_xmax(lo)::text::bigint)
+$$;
+
+-- The one rule of which events lie between two positions, for feed() and
+-- for seal() and verify() (src/seal.rs): those whose transaction is visible
+-- in hi and not in lo, captured from since_at (feed_origin.restored) and
+-- before until_at when given, looked for through the (txid) index among
+-- in_flight (always _feed_in_flight(lo, hi)) and the transactions begun
+-- since lo. LANGUAGE sql without SET clauses, so that the planner inlines
+-- it into the caller's query (a set-returning PL/pgSQL function would store
+-- every row before returning the first): every name and operator is
+-- qualified, so any search_path reads it alike (as _csv, 14_security).
+CREATE FUNCTION audit_trail._feed_window(lo pg_snapshot, hi pg_snapshot, in_flight bigint[],
+                                        since_at timestamptz, until_at timestamptz)
+RETURNS SETOF audit_trail.events
+LANGUAGE sql STABLE
+AS $$
+    SELECT e.*
+    FROM audit_trail.events e
+    WHERE (e.txid OPERATOR(pg_catalog.=) ANY (in_flight)
+           OR (e.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmax(lo)::pg_catalog.text::pg_catalog.int8
+               AND e.txid OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmax(hi)::pg_catalog.text::pg_catalog.int8))
+      AND pg_catalog.pg_visible_in_snapshot(e.txid::pg_catalog.text::pg_catalog.xid8, hi)
+      AND NOT pg_catalog.pg_visible_in_snapshot(e.txid::pg_catalog.text::pg_catalog.xid8, lo)
+      AND e.occurred_at OPERATOR(pg_catalog.>=) since_at
+      AND (until_at IS NULL OR e.occurred_at OPERATOR(pg_catalog.<) until_at)
+$$;
+
 -- The events visible in hi and not in lo, in feed order, after (after_key,
--- after_id) when given, at most lim. Feed order is commit order when
--- track_commit_timestamp is on (the commit time of each event's
--- transaction), then id; without commit times, id.
+-- after_id) when given, at most lim. Feed order is commit order when the
+-- batch is read by_commit (track_commit_timestamp on: the commit time of
+-- each event's transaction), then id; else id.
 CREATE FUNCTION audit_trail._feed_batch(lo pg_snapshot, hi pg_snapshot, after_key timestamptz, after_id bigint, lim bigint,
                                        by_commit boolean)
 RETURNS SETOF audit_trail.events
@@ -132,30 +172,16 @@ SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
 DECLARE
-    -- Of the transactions in flight at lo, those that committed by hi: one
-    -- still running (a long bulk load) is not read at every poll.
-    in_flight bigint[] := ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(lo) x WHERE pg_visible_in_snapshot(x, hi));
-    lo_xmax bigint := pg_snapshot_xmax(lo)::text::bigint;
-    hi_xmax bigint := pg_snapshot_xmax(hi)::text::bigint;
+    in_flight bigint[] := audit_trail._feed_in_flight(lo, hi);
     restored timestamptz := (SELECT o.restored FROM audit_trail.feed_origin o);
 BEGIN
-    IF cardinality(in_flight) = 0 THEN
-        -- Nothing was in flight at lo: one range (with an empty list the
-        -- planner may pick an index that has nothing to do with txid).
-        in_flight := NULL;
-    END IF;
     RETURN QUERY
     SELECT e.*
-    FROM audit_trail.events e
-    CROSS JOIN LATERAL (SELECT e.txid::text::xid8 AS x) t
+    FROM audit_trail._feed_window(lo, hi, in_flight, restored, NULL) e
     CROSS JOIN LATERAL (SELECT coalesce(CASE WHEN by_commit
                                              THEN pg_xact_commit_timestamp((e.txid % 4294967296)::text::xid) END,
                                         '-infinity') AS k) c
-    WHERE (e.txid = ANY (coalesce(in_flight, ARRAY[lo_xmax])) OR (e.txid >= lo_xmax AND e.txid < hi_xmax))
-      AND pg_visible_in_snapshot(t.x, hi)
-      AND NOT pg_visible_in_snapshot(t.x, lo)
-      AND e.occurred_at >= restored
-      AND (after_id IS NULL OR (c.k, e.id) > (after_key, after_id))
+    WHERE after_id IS NULL OR (c.k, e.id) > (after_key, after_id)
     ORDER BY c.k, e.id
     LIMIT lim;
 END
@@ -168,11 +194,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT coalesce(CASE WHEN by_commit
                          THEN pg_xact_commit_timestamp((e.txid % 4294967296)::text::xid) END, '-infinity')
-    FROM audit_trail.events e, audit_trail.feed_origin o
+    FROM audit_trail.feed_origin o,
+         audit_trail._feed_window(lo, hi, audit_trail._feed_in_flight(lo, hi), o.restored, NULL) e
     WHERE e.id = event_id
-      AND pg_visible_in_snapshot(e.txid::text::xid8, hi)
-      AND NOT pg_visible_in_snapshot(e.txid::text::xid8, lo)
-      AND e.occurred_at >= o.restored
 $$;
 
 -- The key of the last event read of a batch cut short. Gone (retention took

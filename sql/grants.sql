@@ -77,6 +77,8 @@ GRANT EXECUTE ON FUNCTION audit_trail.check(), audit_trail._capture_ok(regclass)
 GRANT EXECUTE ON FUNCTION audit_trail._feed_now(),
                           audit_trail._feed_parse(text, text),
                           audit_trail._feed_covers(pg_snapshot, pg_snapshot),
+                          audit_trail._feed_in_flight(pg_snapshot, pg_snapshot),
+                          audit_trail._feed_window(pg_snapshot, pg_snapshot, bigint[], timestamptz, timestamptz),
                           audit_trail._feed_batch(pg_snapshot, pg_snapshot, timestamptz, bigint, bigint, boolean),
                           audit_trail._feed_key(pg_snapshot, pg_snapshot, bigint, boolean),
                           audit_trail._feed_resume_key(pg_snapshot, pg_snapshot, bigint, boolean),

@@ -381,6 +381,33 @@ AS $$
 $$;
 
 -- new
+CREATE FUNCTION audit_trail._feed_in_flight(lo pg_snapshot, hi pg_snapshot) RETURNS bigint[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(lo) x WHERE pg_visible_in_snapshot(x, hi)
+                 UNION ALL
+                 SELECT pg_snapshot_xmax(lo)::text::bigint)
+$$;
+
+-- new
+CREATE FUNCTION audit_trail._feed_window(lo pg_snapshot, hi pg_snapshot, in_flight bigint[],
+                                        since_at timestamptz, until_at timestamptz)
+RETURNS SETOF audit_trail.events
+LANGUAGE sql STABLE
+AS $$
+    SELECT e.*
+    FROM audit_trail.events e
+    WHERE (e.txid OPERATOR(pg_catalog.=) ANY (in_flight)
+           OR (e.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmax(lo)::pg_catalog.text::pg_catalog.int8
+               AND e.txid OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmax(hi)::pg_catalog.text::pg_catalog.int8))
+      AND pg_catalog.pg_visible_in_snapshot(e.txid::pg_catalog.text::pg_catalog.xid8, hi)
+      AND NOT pg_catalog.pg_visible_in_snapshot(e.txid::pg_catalog.text::pg_catalog.xid8, lo)
+      AND e.occurred_at OPERATOR(pg_catalog.>=) since_at
+      AND (until_at IS NULL OR e.occurred_at OPERATOR(pg_catalog.<) until_at)
+$$;
+
+-- new
 CREATE FUNCTION audit_trail._feed_batch(lo pg_snapshot, hi pg_snapshot, after_key timestamptz, after_id bigint, lim bigint,
                                        by_commit boolean)
 RETURNS SETOF audit_trail.events
@@ -389,30 +416,16 @@ SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
 DECLARE
-    -- Of the transactions in flight at lo, those that committed by hi: one
-    -- still running (a long bulk load) is not read at every poll.
-    in_flight bigint[] := ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(lo) x WHERE pg_visible_in_snapshot(x, hi));
-    lo_xmax bigint := pg_snapshot_xmax(lo)::text::bigint;
-    hi_xmax bigint := pg_snapshot_xmax(hi)::text::bigint;
+    in_flight bigint[] := audit_trail._feed_in_flight(lo, hi);
     restored timestamptz := (SELECT o.restored FROM audit_trail.feed_origin o);
 BEGIN
-    IF cardinality(in_flight) = 0 THEN
-        -- Nothing was in flight at lo: one range (with an empty list the
-        -- planner may pick an index that has nothing to do with txid).
-        in_flight := NULL;
-    END IF;
     RETURN QUERY
     SELECT e.*
-    FROM audit_trail.events e
-    CROSS JOIN LATERAL (SELECT e.txid::text::xid8 AS x) t
+    FROM audit_trail._feed_window(lo, hi, in_flight, restored, NULL) e
     CROSS JOIN LATERAL (SELECT coalesce(CASE WHEN by_commit
                                              THEN pg_xact_commit_timestamp((e.txid % 4294967296)::text::xid) END,
                                         '-infinity') AS k) c
-    WHERE (e.txid = ANY (coalesce(in_flight, ARRAY[lo_xmax])) OR (e.txid >= lo_xmax AND e.txid < hi_xmax))
-      AND pg_visible_in_snapshot(t.x, hi)
-      AND NOT pg_visible_in_snapshot(t.x, lo)
-      AND e.occurred_at >= restored
-      AND (after_id IS NULL OR (c.k, e.id) > (after_key, after_id))
+    WHERE after_id IS NULL OR (c.k, e.id) > (after_key, after_id)
     ORDER BY c.k, e.id
     LIMIT lim;
 END
@@ -425,11 +438,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT coalesce(CASE WHEN by_commit
                          THEN pg_xact_commit_timestamp((e.txid % 4294967296)::text::xid) END, '-infinity')
-    FROM audit_trail.events e, audit_trail.feed_origin o
+    FROM audit_trail.feed_origin o,
+         audit_trail._feed_window(lo, hi, audit_trail._feed_in_flight(lo, hi), o.restored, NULL) e
     WHERE e.id = event_id
-      AND pg_visible_in_snapshot(e.txid::text::xid8, hi)
-      AND NOT pg_visible_in_snapshot(e.txid::text::xid8, lo)
-      AND e.occurred_at >= o.restored
 $$;
 
 -- new
@@ -2497,6 +2508,8 @@ GRANT EXECUTE ON FUNCTION audit_trail.check(), audit_trail._capture_ok(regclass)
 GRANT EXECUTE ON FUNCTION audit_trail._feed_now(),
                           audit_trail._feed_parse(text, text),
                           audit_trail._feed_covers(pg_snapshot, pg_snapshot),
+                          audit_trail._feed_in_flight(pg_snapshot, pg_snapshot),
+                          audit_trail._feed_window(pg_snapshot, pg_snapshot, bigint[], timestamptz, timestamptz),
                           audit_trail._feed_batch(pg_snapshot, pg_snapshot, timestamptz, bigint, bigint, boolean),
                           audit_trail._feed_key(pg_snapshot, pg_snapshot, bigint, boolean),
                           audit_trail._feed_resume_key(pg_snapshot, pg_snapshot, bigint, boolean),

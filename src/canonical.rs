@@ -104,12 +104,8 @@ fn canonical_text(value: pgrx::AnyElement) -> String {
     let (datum, typid) = (value.datum(), value.oid());
     with_canonical_output(|| {
         // SAFETY: a non-null argument (the function is STRICT) of the type
-        // its AnyElement names; to_text returns a palloc'd text, which
-        // text_to_cstring copies.
-        unsafe {
-            let t = crate::json::to_text(datum, typid);
-            std::ffi::CStr::from_ptr(pg_sys::text_to_cstring(t.cast_mut_ptr())).to_string_lossy().into_owned()
-        }
+        // its AnyElement names; to_text returns a palloc'd text.
+        unsafe { crate::datum::text_string(crate::json::to_text(datum, typid)) }
     })
 }
 

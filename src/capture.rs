@@ -636,7 +636,7 @@ unsafe fn shaped(meta: &TableMeta, op: u32, old: Option<&Row<'_>>, new: Option<&
 fn text_of(d: Option<Datum>) -> Option<String> {
     // SAFETY: every entity id is a text datum made by datum::text_datum or
     // json::to_text in the current batch; text_to_cstring copies it.
-    d.map(|d| unsafe { std::ffi::CStr::from_ptr(pg_sys::text_to_cstring(d.cast_mut_ptr())).to_string_lossy().into_owned() })
+    d.map(|d| unsafe { datum::text_string(d) })
 }
 
 /// One key column: its value as text. Several: a JSON array text, `[7,"eu"]`.

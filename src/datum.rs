@@ -1,4 +1,5 @@
-//! Datums of the types the log stores, made from Rust values.
+//! Datums of the types the log stores, made from Rust values, and text
+//! datums read back.
 
 use pgrx::pg_sys::{self, Datum};
 use std::ffi::CStr;
@@ -28,4 +29,14 @@ pub fn text_array<'a>(names: impl Iterator<Item = &'a CStr>) -> Datum {
             pg_sys::TYPALIGN_INT as std::ffi::c_char,
         ))
     }
+}
+
+/// The text of a text datum, copied (detoasted) into a Rust string.
+///
+/// # Safety
+/// `d` must be a valid text datum.
+pub unsafe fn text_string(d: Datum) -> String {
+    // SAFETY: as the caller promises; text_to_cstring detoasts and copies
+    // it into a NUL-terminated palloc'd string, read at once.
+    unsafe { CStr::from_ptr(pg_sys::text_to_cstring(d.cast_mut_ptr())) }.to_string_lossy().into_owned()
 }

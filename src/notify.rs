@@ -206,9 +206,8 @@ unsafe fn text_of(d: Datum, isnull: bool) -> Option<String> {
     if isnull {
         return None;
     }
-    // SAFETY: as the caller promises; text_to_cstring copies it (detoasted)
-    // into palloc'd memory that the batch context frees.
-    Some(unsafe { std::ffi::CStr::from_ptr(pg_sys::text_to_cstring(d.cast_mut_ptr())) }.to_string_lossy().into_owned())
+    // SAFETY: as the caller promises.
+    Some(unsafe { crate::datum::text_string(d) })
 }
 
 impl Feed {

@@ -232,19 +232,19 @@ fn present_columns() -> std::collections::HashSet<String> {
 /// positions, in id order: the one place where columns are rendered for the
 /// canonical bytes. Its parameters are `Window::params`.
 ///
-/// The events are those audit_trail.feed(since, upto) returns (its
-/// `_feed_batch`, sql/feed.sql): the transaction (txid) visible in upto's
-/// snapshot ($2) and not in since's ($1), looked for among the transactions
-/// in flight at since ($3) or begun between the two ($4, $5) so that the
-/// txid index serves a small seal, and occurred_at from $6 (the feed's
-/// feed_origin.restored) — written here rather than read through feed(),
-/// whose PL/pgSQL materializes every row, whole, before it returns the
-/// first (for a million events, a gigabyte of temporary files and half
-/// the time of a seal). A seal made before this database was restored (its
-/// positions end in another token: the feed refuses them, and never
-/// returns the events that came with the restore) takes the same snapshot
-/// arithmetic on its own positions, over the events of its series,
-/// occurred_at in [$6, $7).
+/// The events are those audit_trail.feed(since, upto) returns, chosen by
+/// the feed's own rule, `audit_trail._feed_window` (sql/feed.sql): the
+/// transaction (txid) visible in upto's snapshot ($2) and not in since's
+/// ($1), looked for among the transactions in flight at since ($3, the
+/// feed's `_feed_in_flight`, given as a value so that the plan is made for
+/// it), occurred_at from $4 (the feed's feed_origin.restored). Read
+/// through that inlinable SQL function rather than through feed(), whose
+/// PL/pgSQL materializes every row, whole, before it returns the first (for
+/// a million events, a gigabyte of temporary files and half the time of a
+/// seal). A seal made before this database was restored (its positions end
+/// in another token: the feed refuses them, and never returns the events
+/// that came with the restore) takes the same rule on its own positions,
+/// over the events of its series, occurred_at in [$4, $5).
 fn leaves_query() -> String {
     let present = present_columns();
     let col = |name: &str, kind: Kind| -> String {
@@ -262,16 +262,16 @@ fn leaves_query() -> String {
     };
     let typed: Vec<String> = COLUMNS[..TYPED].iter().map(|&(n, k)| col(n, k)).collect();
     let rest: Vec<String> = COLUMNS[TYPED..].iter().map(|&(n, k)| col(n, k)).collect();
-    // Without a txid column (dropped by a superuser) nothing is in a seal's
-    // window, and verify reports every sealed event as removed.
-    let txid = if present.contains("txid") { "e.txid" } else { "NULL::int8" };
+    let from = if present.contains("txid") {
+        "audit_trail._feed_window($1::text::pg_snapshot, $2::text::pg_snapshot, $3, $4, $5) e"
+    } else {
+        // Without a txid column (dropped by a superuser) nothing is in a
+        // seal's window, and verify reports every sealed event as removed.
+        "audit_trail.events e WHERE false"
+    };
     format!(
         "SELECT {id}, audit_trail._event_leaf({typed}, ARRAY[{rest}]::text[]), {at}
-         FROM audit_trail.events e
-         WHERE ({txid} = ANY ($3) OR ({txid} >= $4 AND {txid} < $5))
-           AND pg_catalog.pg_visible_in_snapshot({txid}::text::xid8, $2::text::pg_snapshot)
-           AND NOT pg_catalog.pg_visible_in_snapshot({txid}::text::xid8, $1::text::pg_snapshot)
-           AND e.occurred_at >= $6 AND ($7::timestamptz IS NULL OR e.occurred_at < $7)
+         FROM {from}
          ORDER BY 1",
         id = typed[0],
         typed = typed.join(", "),
@@ -281,9 +281,9 @@ fn leaves_query() -> String {
 }
 
 /// The snapshot of a position ('<xmin>:<xmax>:<xip,...>/<token>', as
-/// feed_position() writes it): its text, xmax, and the transactions in
-/// flight.
-fn parse_position(pos: &str) -> (String, i64, Vec<i64>) {
+/// feed_position() writes it), checked (a seal_chain edited by hand is an
+/// error naming the position, not a cast failure).
+fn parse_position(pos: &str) -> String {
     let bad = || -> ! {
         ereport!(
             PgLogLevel::ERROR,
@@ -297,13 +297,11 @@ fn parse_position(pos: &str) -> (String, i64, Vec<i64>) {
     let (Some(snapshot), Some(_token), None) = (parts.next(), parts.next(), parts.next()) else { bad() };
     let mut fields = snapshot.split(':');
     let (Some(xmin), Some(xmax), Some(xip), None) = (fields.next(), fields.next(), fields.next(), fields.next()) else { bad() };
-    let (Ok(_), Ok(xmax)) = (xmin.parse::<i64>(), xmax.parse::<i64>()) else { bad() };
-    let xip: Vec<i64> = xip
-        .split(',')
-        .filter(|x| !x.is_empty())
-        .map(|x| x.parse::<i64>().unwrap_or_else(|_| bad()))
-        .collect();
-    (snapshot.to_string(), xmax, xip)
+    let (Ok(_), Ok(_)) = (xmin.parse::<i64>(), xmax.parse::<i64>()) else { bad() };
+    if xip.split(',').filter(|x| !x.is_empty()).any(|x| x.parse::<i64>().is_err()) {
+        bad()
+    }
+    snapshot.to_string()
 }
 
 /// The events of a seal: between positions `since` and `upto`, captured
@@ -312,8 +310,6 @@ struct Window {
     lo: String,
     hi: String,
     in_flight: Vec<i64>,
-    lo_xmax: i64,
-    hi_xmax: i64,
     from: Option<pgrx::datum::TimestampWithTimeZone>,
     until: Option<pgrx::datum::TimestampWithTimeZone>,
 }
@@ -321,19 +317,19 @@ struct Window {
 impl Window {
     /// `from` None: this database's series, from feed_origin.restored.
     fn new(since: &str, upto: &str, from: Option<pgrx::datum::TimestampWithTimeZone>, until: Option<pgrx::datum::TimestampWithTimeZone>) -> Window {
-        let (lo, lo_xmax, mut in_flight) = parse_position(since);
-        let (hi, hi_xmax, _) = parse_position(upto);
-        if in_flight.is_empty() {
-            // An empty list may lead the planner to an index that has
-            // nothing to do with txid (as in _feed_batch); lo_xmax is in
-            // the range anyway.
-            in_flight.push(lo_xmax);
-        }
+        let lo = parse_position(since);
+        let hi = parse_position(upto);
+        let in_flight = Spi::get_one_with_args::<Vec<i64>>(
+            "SELECT audit_trail._feed_in_flight($1::text::pg_snapshot, $2::text::pg_snapshot)",
+            &[lo.as_str().into(), hi.as_str().into()],
+        )
+        .or_fail("reading the transactions in flight")
+        .unwrap_or_default();
         let from = from.or_else(|| {
             Spi::get_one::<pgrx::datum::TimestampWithTimeZone>("SELECT o.restored FROM audit_trail.feed_origin o")
                 .or_fail("reading audit_trail.feed_origin")
         });
-        Window { lo, hi, in_flight, lo_xmax, hi_xmax, from, until }
+        Window { lo, hi, in_flight, from, until }
     }
 
     fn params(&self) -> Vec<pgrx::datum::DatumWithOid<'_>> {
@@ -341,8 +337,6 @@ impl Window {
             self.lo.as_str().into(),
             self.hi.as_str().into(),
             self.in_flight.clone().into(),
-            self.lo_xmax.into(),
-            self.hi_xmax.into(),
             self.from.into(),
             self.until.into(),
         ]

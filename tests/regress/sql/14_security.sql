@@ -5,7 +5,7 @@ CREATE EXTENSION IF NOT EXISTS pg_audit_trail;
 SELECT p.oid::regprocedure AS unpinned FROM pg_proc p
 WHERE p.pronamespace = 'audit_trail'::regnamespace AND p.prosecdef
   AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%');
-\echo 'so do all SQL functions, but the CSV quoting helper (kept inlinable): it names everything in full'
+\echo 'so do all SQL functions, but the CSV quoting helper and the feed''s window (kept inlinable): they name everything in full'
 \echo '(the DDL event trigger, which runs on the caller''s path on purpose, is C: src/ddl_end.rs)'
 SELECT p.oid::regprocedure AS unpinned FROM pg_proc p
 WHERE p.pronamespace = 'audit_trail'::regnamespace AND p.prolang IN (SELECT oid FROM pg_language WHERE lanname IN ('plpgsql', 'sql'))
