@@ -203,6 +203,40 @@ BEGIN
             problem := 'stale name: history() does not know the table''s current name';
             RETURN NEXT;
         END IF;
+        -- Named actions (API §11) that can no longer match: every column
+        -- of changed_any dropped, or a column of after_matches dropped or
+        -- redacted now (rules test values as the trail renders them).
+        -- Their events keep the plain action.
+        FOR bad IN
+            SELECT r.rule ->> 'action' AS action,
+                   (SELECT string_agg(a.col, ', ' ORDER BY a.col)
+                    FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(r.rule -> 'changed_any') = 'array'
+                                                        THEN r.rule -> 'changed_any' ELSE '[]' END) AS a(col)
+                    HAVING bool_and(array_position(now_cols, a.col) IS NULL)) AS changed_gone,
+                   (SELECT string_agg(m.col, ', ' ORDER BY m.col)
+                    FROM jsonb_object_keys(CASE WHEN jsonb_typeof(r.rule -> 'after_matches') = 'object'
+                                                THEN r.rule -> 'after_matches' ELSE '{}' END) AS m(col)
+                    WHERE array_position(now_cols, m.col) IS NULL) AS matches_gone,
+                   (SELECT string_agg(m.col, ', ' ORDER BY m.col)
+                    FROM jsonb_object_keys(CASE WHEN jsonb_typeof(r.rule -> 'after_matches') = 'object'
+                                                THEN r.rule -> 'after_matches' ELSE '{}' END) AS m(col)
+                    WHERE m.col = ANY (secret)) AS matches_redacted
+            FROM jsonb_array_elements(c.named_actions) WITH ORDINALITY AS r(rule, n),
+                 LATERAL (SELECT audit_trail._columns_by_attnum(c.relid) AS now_cols,
+                                 audit_trail._redacted(c.relid, c.redact, c.redact_patterns, c.reveal, c.columns) AS secret) AS k
+            ORDER BY r.n
+        LOOP
+            IF coalesce(bad.changed_gone, bad.matches_gone) IS NOT NULL THEN
+                problem := format('named action %s tests columns the table no longer has (%s): it never matches',
+                                  quote_literal(bad.action), concat_ws(', ', bad.changed_gone, bad.matches_gone));
+                RETURN NEXT;
+            END IF;
+            IF bad.matches_redacted IS NOT NULL THEN
+                problem := format('named action %s tests the value of redacted columns (%s): it never matches',
+                                  quote_literal(bad.action), bad.matches_redacted);
+                RETURN NEXT;
+            END IF;
+        END LOOP;
         FOR t IN SELECT r FROM audit_trail._relation_tree(c.relid) r ORDER BY r::oid LOOP
             table_name := t;
             FOR problem IN SELECT * FROM audit_trail._capture_problems(t, c.actions) LOOP

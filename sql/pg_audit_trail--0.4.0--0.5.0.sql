@@ -1004,6 +1004,12 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = 'Archived events are readable by whoever may SELECT from audit_trail.events.';
     END IF;
+    IF row_security_active('audit_trail.events') THEN
+        RAISE EXCEPTION 'row-level security on audit_trail.events applies to role %, and archived events cannot be filtered by its policies', current_user
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Archived partitions are read with the view owner''s rights; reading them would show every archived row.',
+                  HINT = 'Read archives as a role the policies do not apply to (BYPASSRLS, or the table''s owner), or search without archived => true.';
+    END IF;
     RETURN true;
 END
 $$;
@@ -1606,6 +1612,121 @@ CREATE  FUNCTION "_verify_events"(
 VOLATILE 
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'verify_events_wrapper';
+
+-- changed
+CREATE OR REPLACE FUNCTION audit_trail.check() RETURNS TABLE(table_name regclass, problem text)
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c audit_trail.config;
+    t regclass;
+    p text;
+    bad record;
+BEGIN
+    FOR c IN SELECT * FROM audit_trail.config ORDER BY relid::oid LOOP
+        table_name := c.relid;
+        IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = c.relid) THEN
+            problem := 'stale setting row: the table no longer exists';
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        p := audit_trail._unsafe_shape(c.relid, c.relid);
+        IF p IS NOT NULL THEN
+            problem := p;
+            RETURN NEXT;
+        END IF;
+        IF c.columns IS DISTINCT FROM audit_trail._columns_by_attnum(c.relid) THEN
+            problem := 'stale setting row: its column names are not the table''s';
+            RETURN NEXT;
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM audit_trail.table_names n
+                       WHERE n.relid = c.relid AND n.valid_until IS NULL
+                         AND n.entity_type = (SELECT format('%I.%I', s.nspname, k.relname)
+                                              FROM pg_class k JOIN pg_namespace s ON s.oid = k.relnamespace
+                                              WHERE k.oid = c.relid)) THEN
+            problem := 'stale name: history() does not know the table''s current name';
+            RETURN NEXT;
+        END IF;
+        -- Named actions (API §11) that can no longer match: every column
+        -- of changed_any dropped, or a column of after_matches dropped or
+        -- redacted now (rules test values as the trail renders them).
+        -- Their events keep the plain action.
+        FOR bad IN
+            SELECT r.rule ->> 'action' AS action,
+                   (SELECT string_agg(a.col, ', ' ORDER BY a.col)
+                    FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(r.rule -> 'changed_any') = 'array'
+                                                        THEN r.rule -> 'changed_any' ELSE '[]' END) AS a(col)
+                    HAVING bool_and(array_position(now_cols, a.col) IS NULL)) AS changed_gone,
+                   (SELECT string_agg(m.col, ', ' ORDER BY m.col)
+                    FROM jsonb_object_keys(CASE WHEN jsonb_typeof(r.rule -> 'after_matches') = 'object'
+                                                THEN r.rule -> 'after_matches' ELSE '{}' END) AS m(col)
+                    WHERE array_position(now_cols, m.col) IS NULL) AS matches_gone,
+                   (SELECT string_agg(m.col, ', ' ORDER BY m.col)
+                    FROM jsonb_object_keys(CASE WHEN jsonb_typeof(r.rule -> 'after_matches') = 'object'
+                                                THEN r.rule -> 'after_matches' ELSE '{}' END) AS m(col)
+                    WHERE m.col = ANY (secret)) AS matches_redacted
+            FROM jsonb_array_elements(c.named_actions) WITH ORDINALITY AS r(rule, n),
+                 LATERAL (SELECT audit_trail._columns_by_attnum(c.relid) AS now_cols,
+                                 audit_trail._redacted(c.relid, c.redact, c.redact_patterns, c.reveal, c.columns) AS secret) AS k
+            ORDER BY r.n
+        LOOP
+            IF coalesce(bad.changed_gone, bad.matches_gone) IS NOT NULL THEN
+                problem := format('named action %s tests columns the table no longer has (%s): it never matches',
+                                  quote_literal(bad.action), concat_ws(', ', bad.changed_gone, bad.matches_gone));
+                RETURN NEXT;
+            END IF;
+            IF bad.matches_redacted IS NOT NULL THEN
+                problem := format('named action %s tests the value of redacted columns (%s): it never matches',
+                                  quote_literal(bad.action), bad.matches_redacted);
+                RETURN NEXT;
+            END IF;
+        END LOOP;
+        FOR t IN SELECT r FROM audit_trail._relation_tree(c.relid) r ORDER BY r::oid LOOP
+            table_name := t;
+            FOR problem IN SELECT * FROM audit_trail._capture_problems(t, c.actions) LOOP
+                RETURN NEXT;
+            END LOOP;
+        END LOOP;
+    END LOOP;
+
+    -- The log's guards: the row guard on events (cloned onto every
+    -- partition) and a statement guard on events and each partition.
+    FOR t IN SELECT r FROM audit_trail._relation_tree('audit_trail.events') r ORDER BY r::oid LOOP
+        table_name := t;
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = t AND g.tgfoid = 'audit_trail._guard()'::regprocedure
+                         AND g.tgtype::int & 1 = 0) THEN
+            problem := 'no append-only guard for UPDATE, DELETE and TRUNCATE';
+            RETURN NEXT;
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = t AND g.tgfoid = 'audit_trail._guard()'::regprocedure
+                         AND g.tgtype::int & 1 = 1) THEN
+            problem := 'no append-only row guard';
+            RETURN NEXT;
+        END IF;
+        FOR bad IN SELECT x.tgname, x.tgenabled FROM pg_trigger x
+                 WHERE x.tgrelid = t AND x.tgfoid = 'audit_trail._guard()'::regprocedure AND x.tgenabled <> 'A'
+                 ORDER BY x.tgname LOOP
+            problem := format('append-only guard %I is %s, not ENABLE ALWAYS', bad.tgname, audit_trail._trigger_state_name(bad.tgenabled));
+            RETURN NEXT;
+        END LOOP;
+    END LOOP;
+
+    table_name := NULL;
+    FOR bad IN
+        SELECT e.evtname, e.evtenabled FROM pg_event_trigger e
+        JOIN pg_depend d ON d.classid = 'pg_event_trigger'::regclass AND d.objid = e.oid AND d.deptype = 'e'
+        JOIN pg_extension x ON x.oid = d.refobjid AND x.extname = 'pg_audit_trail'
+        WHERE e.evtenabled <> 'A'
+        ORDER BY e.evtname
+    LOOP
+        problem := format('event trigger %I is %s, not ENABLE ALWAYS: DDL is not followed',
+                          bad.evtname, audit_trail._trigger_state_name(bad.evtenabled));
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
 
 -- changed
 CREATE OR REPLACE FUNCTION audit_trail._sync_columns(rel regclass) RETURNS void

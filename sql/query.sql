@@ -103,9 +103,12 @@ AS $$
         'operations', operations));
 $$;
 
--- Whether the caller may read the trail: SELECT on audit_trail.events, the
--- one privilege every reader needs, archives included. Raises otherwise,
--- as reading the table would.
+-- Whether the caller may read the archives: SELECT on audit_trail.events,
+-- the one privilege every reader needs, and no row-level security on
+-- audit_trail.events that applies to the caller (the view reads the
+-- archives with its owner's rights, so the log's policies could not filter
+-- them: a reader the policies limit would see every archived row). Raises
+-- otherwise, as reading the table would.
 CREATE FUNCTION audit_trail._may_read_events() RETURNS boolean
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -115,6 +118,12 @@ BEGIN
         RAISE EXCEPTION 'permission denied for table events'
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = 'Archived events are readable by whoever may SELECT from audit_trail.events.';
+    END IF;
+    IF row_security_active('audit_trail.events') THEN
+        RAISE EXCEPTION 'row-level security on audit_trail.events applies to role %, and archived events cannot be filtered by its policies', current_user
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Archived partitions are read with the view owner''s rights; reading them would show every archived row.',
+                  HINT = 'Read archives as a role the policies do not apply to (BYPASSRLS, or the table''s owner), or search without archived => true.';
     END IF;
     RETURN true;
 END

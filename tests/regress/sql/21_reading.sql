@@ -211,6 +211,24 @@ SELECT pg_temp.try('SELECT audit_trail.count(archived => true)');
 SELECT pg_temp.try('SELECT count(*) FROM audit_trail.archived_events WHERE pg_temp.peek(actor)');
 SELECT pg_temp.try('SELECT count(*) FROM audit_trail.archived_events a JOIN (VALUES (1)) v(x) ON pg_temp.peek(a.actor)');
 RESET ROLE;
+-- Row-level security on the log that limits a reader: its policies cannot
+-- filter the archives (read with the view owner's rights), so that reader
+-- is refused them, never shown every archived row.
+ALTER TABLE audit_trail.events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY rd_one_tenant ON audit_trail.events FOR SELECT TO rd_reader USING (tenant = 'northwind');
+SET ROLE rd_reader;
+SELECT count(*) > 0 AS own_tenant, count(*) FILTER (WHERE tenant IS DISTINCT FROM 'northwind') AS other_tenants
+FROM audit_trail.events;
+SELECT pg_temp.try('SELECT count(*) FROM audit_trail.archived_events');
+SELECT pg_temp.try('SELECT count(*) FROM audit_trail.search(archived => true)');
+SELECT pg_temp.try('SELECT audit_trail.count(archived => true)');
+SELECT pg_temp.try($$SELECT count(*) FROM audit_trail.export('csv', archived => true)$$);
+SELECT count(*) AS live_search_still_works FROM audit_trail.search(tenant => 'northwind', page_size => 1);
+RESET ROLE;
+-- The log's owner is not limited by the policies: it reads archives as before.
+SELECT count(*) AS owner_reads FROM audit_trail.archived_events WHERE tenant = 'northwind-old';
+DROP POLICY rd_one_tenant ON audit_trail.events;
+ALTER TABLE audit_trail.events DISABLE ROW LEVEL SECURITY;
 -- Retention drops an archive with its rows; the view follows.
 SET audit_trail.archive_retention = '1 year';
 SELECT count(*) > 0 AS dropped_some FROM audit_trail.apply_retention() WHERE action = 'dropped';

@@ -181,6 +181,23 @@ UPDATE devices SET otp_code = 'y';
 UPDATE devices SET otp_code = '0000';
 SELECT action, after FROM pg_temp.trail('shaped.devices');
 SELECT named_actions FROM audit_trail.tracked WHERE table_name = 'devices'::regclass;
+-- check() names each rule that can no longer match: that one (a redacted
+-- value), and rules whose tested columns were dropped. A changed_any rule
+-- with one of its columns left still matches, and is not named.
+CREATE TABLE gadgets (id int PRIMARY KEY, state text, color text, size int);
+SELECT audit_trail.enable('gadgets');
+SELECT audit_trail.name_action('gadgets', 'GADGET_CHANGED', 'UPDATE', changed_any => '{color,state}');
+SELECT audit_trail.name_action('gadgets', 'GADGET_RESIZED', 'UPDATE', changed_any => '{size}');
+SELECT audit_trail.name_action('gadgets', 'GADGET_RED', 'UPDATE', after_matches => '{"color": "red", "state": "on"}');
+SELECT audit_trail.name_action('gadgets', 'GADGET_ON', 'UPDATE', after_matches => '{"state": "on"}');
+SELECT count(*) AS problems_before FROM audit_trail.check() WHERE table_name = 'gadgets'::regclass;
+ALTER TABLE gadgets DROP COLUMN color, DROP COLUMN size;
+SELECT table_name, problem FROM audit_trail.check()
+WHERE table_name IN ('devices'::regclass, 'gadgets'::regclass) ORDER BY table_name::text, problem;
+INSERT INTO gadgets VALUES (1, 'off');
+UPDATE gadgets SET state = 'on';
+SELECT action FROM pg_temp.trail('shaped.gadgets') WHERE operation = 'UPDATE';
+SELECT audit_trail.disable('gadgets');
 -- A dropped tenant column: the context's tenant again; a dropped column is
 -- no longer always included.
 CREATE TABLE notes (id int PRIMARY KEY, org text, scope text, body text);
