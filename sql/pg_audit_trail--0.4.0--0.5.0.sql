@@ -1649,12 +1649,14 @@ BEGIN
             problem := 'stale name: history() does not know the table''s current name';
             RETURN NEXT;
         END IF;
-        -- Named actions (API §11) that can no longer match: every column
-        -- of changed_any dropped, or a column of after_matches dropped or
-        -- redacted now (rules test values as the trail renders them).
-        -- Their events keep the plain action.
+        -- Named actions (API §11) that can no longer match: their operation
+        -- is no longer recorded, every column of changed_any is dropped, or
+        -- a column of after_matches is dropped or redacted now (rules test
+        -- values as the trail renders them). Their events keep the plain
+        -- action.
         FOR bad IN
-            SELECT r.rule ->> 'action' AS action,
+            SELECT r.rule ->> 'action' AS action, r.rule ->> 'operation' AS operation,
+                   NOT (r.rule ->> 'operation') = ANY (c.actions) AS unrecorded,
                    (SELECT string_agg(a.col, ', ' ORDER BY a.col)
                     FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(r.rule -> 'changed_any') = 'array'
                                                         THEN r.rule -> 'changed_any' ELSE '[]' END) AS a(col)
@@ -1672,6 +1674,11 @@ BEGIN
                                  audit_trail._redacted(c.relid, c.redact, c.redact_patterns, c.reveal, c.columns) AS secret) AS k
             ORDER BY r.n
         LOOP
+            IF bad.unrecorded THEN
+                problem := format('named action %s is for %s, which the table does not record: it never matches',
+                                  quote_literal(bad.action), bad.operation);
+                RETURN NEXT;
+            END IF;
             IF coalesce(bad.changed_gone, bad.matches_gone) IS NOT NULL THEN
                 problem := format('named action %s tests columns the table no longer has (%s): it never matches',
                                   quote_literal(bad.action), concat_ws(', ', bad.changed_gone, bad.matches_gone));

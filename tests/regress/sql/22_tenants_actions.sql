@@ -197,6 +197,10 @@ WHERE table_name IN ('devices'::regclass, 'gadgets'::regclass) ORDER BY table_na
 INSERT INTO gadgets VALUES (1, 'off');
 UPDATE gadgets SET state = 'on';
 SELECT action FROM pg_temp.trail('shaped.gadgets') WHERE operation = 'UPDATE';
+-- A rule whose operation the table no longer records (enable again with
+-- other actions): named too.
+SELECT audit_trail.enable('gadgets', actions => '{INSERT,DELETE}');
+SELECT problem FROM audit_trail.check() WHERE table_name = 'gadgets'::regclass ORDER BY problem;
 SELECT audit_trail.disable('gadgets');
 -- A dropped tenant column: the context's tenant again; a dropped column is
 -- no longer always included.
