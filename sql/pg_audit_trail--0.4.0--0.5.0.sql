@@ -2403,6 +2403,27 @@ BEGIN
     -- are read.
     IF since IS NULL THEN
         seal_id := NULL;
+        -- Events whose txid no transaction of this server can have: below
+        -- 3 (the first normal xid), or at or past the snapshot's xmax (every
+        -- committed transaction this snapshot sees has a smaller xid; the
+        -- caller's own transaction aside). Their txid falls in no seal's
+        -- window, so no seal takes them and none reports them as added:
+        -- only a hand-made row has one. Events older than the origin are
+        -- the report below's (a restored event's txid is its old server's).
+        -- Read through the txid index of each partition.
+        FOR v IN
+            SELECT e.id, e.txid
+            FROM audit_trail.events e
+            WHERE (e.txid < 3 OR e.txid >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint)
+              AND e.occurred_at >= current_restored
+              AND e.txid IS DISTINCT FROM pg_current_xact_id_if_assigned()::text::bigint
+            ORDER BY e.id
+        LOOP
+            event_id := v.id;
+            problem := format('not sealed: its txid %s is no transaction of this server (below 3, or not '
+                              'reached yet), so no seal can take it: forged', v.txid);
+            RETURN NEXT;
+        END LOOP;
         FOR v IN
             WITH series AS MATERIALIZED (
                 SELECT l.seal_id AS last_seal, l.series_start AS from_at,

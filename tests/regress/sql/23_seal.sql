@@ -78,6 +78,12 @@ SELECT 900000000 + :e0, occurred_at, txid, 'FORGED', 'mallory', 'postgres' FROM 
 -- it, so no seal covers it, and no seal's window holds it.
 INSERT INTO audit_trail.events (id, occurred_at, txid, action, actor, db_user)
 SELECT 900000001 + :e0, o.restored - interval '1 day', 3, 'FORGED', 'mallory', 'postgres' FROM audit_trail.feed_origin o;
+-- Forged events whose txid falls in no seal's window (none below 3, none
+-- beyond the server's transactions): no seal takes them, verify() names them.
+INSERT INTO audit_trail.events (id, occurred_at, txid, action, actor, db_user)
+SELECT 900000002 + :e0 + g, occurred_at, (ARRAY[0, -5, 9223372036854775000])[g + 1], 'FORGED', 'mallory', 'postgres'
+FROM audit_trail.events, generate_series(0, 2) g WHERE id = :e0;
+SELECT count(*) AS sealed_anew FROM audit_trail.seal();
 -- A column nobody looks at: the statement.
 UPDATE audit_trail.events SET statement = 'SELECT 1' WHERE id = :e0 + 3;
 -- NULL made empty.
@@ -94,7 +100,7 @@ SELECT seal_id - :s0 AS seal, regexp_replace(problem, 'seal (\d+)', 'seal ' || (
 INSERT INTO audit_trail.seal_chain SELECT * FROM kept;
 -- Put back what can be: the deleted event stays reported.
 UPDATE audit_trail.events SET after = after - 'v' || jsonb_build_object('v', 'v2') WHERE id = :e0 + 1;
-DELETE FROM audit_trail.events WHERE id IN (900000000 + :e0, 900000001 + :e0);
+DELETE FROM audit_trail.events WHERE id BETWEEN 900000000 + :e0 AND 900000004 + :e0;
 UPDATE audit_trail.events SET statement = NULL WHERE id = :e0 + 3;
 UPDATE audit_trail.events SET user_agent = NULL WHERE id = :e0 + 4;
 UPDATE pg_trigger SET tgenabled = 'A' WHERE tgname IN ('audit_trail_guard', 'audit_trail_guard_row');
