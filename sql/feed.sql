@@ -160,6 +160,27 @@ AS $$
       AND (until_at IS NULL OR e.occurred_at OPERATOR(pg_catalog.<) until_at)
 $$;
 
+-- _feed_window's rule over the archived partitions (audit_trail._archived,
+-- through each archive's own (txid) index), for seal() and verify()
+-- (src/seal.rs leaves_query): an event archived by retention is sealed and
+-- verified where audit_trail.archived_events serves it. The feed does not
+-- read archives. Keep the two bodies alike.
+CREATE FUNCTION audit_trail._archive_window(lo pg_snapshot, hi pg_snapshot, in_flight bigint[],
+                                           since_at timestamptz, until_at timestamptz)
+RETURNS SETOF audit_trail._archived
+LANGUAGE sql STABLE
+AS $$
+    SELECT e.*
+    FROM audit_trail._archived e
+    WHERE (e.txid OPERATOR(pg_catalog.=) ANY (in_flight)
+           OR (e.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmax(lo)::pg_catalog.text::pg_catalog.int8
+               AND e.txid OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmax(hi)::pg_catalog.text::pg_catalog.int8))
+      AND pg_catalog.pg_visible_in_snapshot(e.txid::pg_catalog.text::pg_catalog.xid8, hi)
+      AND NOT pg_catalog.pg_visible_in_snapshot(e.txid::pg_catalog.text::pg_catalog.xid8, lo)
+      AND e.occurred_at OPERATOR(pg_catalog.>=) since_at
+      AND (until_at IS NULL OR e.occurred_at OPERATOR(pg_catalog.<) until_at)
+$$;
+
 -- The events visible in hi and not in lo, in feed order, after (after_key,
 -- after_id) when given, at most lim. Feed order is commit order when the
 -- batch is read by_commit (track_commit_timestamp on: the commit time of

@@ -88,14 +88,19 @@ GRANT SELECT ON audit_trail.feed_origin TO PUBLIC;
 -- The sealed trail (sql/seal.sql): verify(), checkpoint() and
 -- verify_checkpoint() run as their caller, who must read the log and the
 -- seal tables (_may_verify checks); these helpers compute only from their
--- arguments or read as the caller. _seal_events (writes seals) and
+-- arguments or read as the caller. _seal_batch (writes seals) and
 -- _checkpoint_note (signs with the server's key whatever it is given) are
 -- not among them: seal() and checkpoint() are the owner's.
 GRANT EXECUTE ON FUNCTION audit_trail._may_seal(), audit_trail._may_verify(),
                           audit_trail._event_leaf(bigint, timestamptz, bigint, text[]),
                           audit_trail._event_bytes(bigint, timestamptz, bigint, text[]),
-                          audit_trail._seal_root(bytea, bigint, timestamptz, bigint, bytea, text),
-                          audit_trail._verify_events(bigint, text, text, bytea, timestamptz, timestamptz),
+                          audit_trail._chain_root(smallint, bytea, bigint, timestamptz, bigint, bytea, text, timestamptz,
+                                                  bytea, text[], timestamptz[], timestamptz[]),
+                          audit_trail._seal_root_of(audit_trail.seal_chain),
+                          audit_trail._removed_by_retention(audit_trail.seal_chain, bigint, timestamptz),
+                          audit_trail._partition_bounds(),
+                          audit_trail._verify_batch(bigint, text, text, bytea, bytea, timestamptz, timestamptz),
+                          audit_trail._archive_window(pg_snapshot, pg_snapshot, bigint[], timestamptz, timestamptz),
                           audit_trail._checkpoint_read(text, text),
                           audit_trail._hex(bytea)
    TO PUBLIC;

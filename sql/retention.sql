@@ -124,11 +124,16 @@ BEGIN
 
     IF keep_archived IS NOT NULL AND keep_archived > interval '0' THEN
         FOR p IN
-            SELECT a.partition, a.range_end FROM audit_trail.archived_partitions a
+            SELECT a.partition, a.range_start, a.range_end FROM audit_trail.archived_partitions a
             WHERE a.range_end <= now() - keep_archived
             ORDER BY a.range_start
         LOOP
-            EXECUTE format('SELECT count(*) FROM %s', p.partition) INTO n;
+            -- Recorded as for a partition of the log: the archive's events
+            -- were sealed, and are gone by retention.
+            EXECUTE format('SELECT count(*), coalesce(range_agg(int8range(id, id, ''[]'')), ''{}'') FROM %s', p.partition)
+                INTO n, ids;
+            INSERT INTO audit_trail.removed_partitions (partition, range_start, range_end, ids, events, action)
+            VALUES (p.partition::text, p.range_start, p.range_end, ids, n, 'dropped');
             partition := p.partition::text;
             DELETE FROM audit_trail.archived_partitions a WHERE a.partition = p.partition;
             PERFORM audit_trail._retention_drop(p.partition);

@@ -9,8 +9,9 @@
 -- a seal and committed after it is in the next seal, and in one seal only.
 
 -- One row per seal. root = SHA-256 over (format, seal_id, previous_root,
--- tree_root, events, sealed_at, position) (src/seal.rs chain_root): it
--- commits to every seal before it. previous_position is the previous seal's
+-- tree_root, events, sealed_at, position) and, from format 2 on (0.6.0),
+-- series_start, times_root, partitions and ranges (src/seal.rs chain_root,
+-- chain_root_v2): it commits to every seal before it. previous_position is the previous seal's
 -- position ('1:1:/<token>', where nothing is visible, for the first of a
 -- series), kept here so
 -- that a seal can be verified even when the one before it was tampered with.
@@ -25,14 +26,22 @@ CREATE TABLE audit_trail.seal_chain (
     previous_position text        NOT NULL,
     first_id          bigint,
     last_id           bigint,
-    -- The time partitions that covered the seal's events when it was made
-    -- (verify reports one that is gone other than by retention).
+    -- The partitions that held the seal's events when it was made (verify
+    -- reports one that is gone other than by retention): format 1, the time
+    -- partitions whose range met the events' times; format 2, exactly those
+    -- that held one, the default partition and archives included, in the
+    -- order of ranges.
     partitions        text[]      NOT NULL DEFAULT '{}',
     format            smallint    NOT NULL,
     -- audit_trail.feed_origin.restored when the seal was made: where the
     -- series of transaction ids its positions belong to begins (a restored
     -- database starts a new one, API §10).
-    series_start      timestamptz NOT NULL
+    series_start      timestamptz NOT NULL,
+    -- Format 2: SHA-256 of the sealed events' occurred_at (8 bytes each, in
+    -- id order, as sealed_events.times holds them), and the range of each
+    -- of partitions (NULL for the default partition).
+    times_root        bytea,
+    ranges            tstzrange[]
 );
 
 -- The ids and leaf hashes of each seal's events, in id order, up to 100,000
@@ -42,12 +51,18 @@ CREATE TABLE audit_trail.sealed_events (
     chunk     int      NOT NULL,
     event_ids bigint[] NOT NULL,
     leaves    bytea    NOT NULL,
+    -- Format 2: their occurred_at, 8 bytes each (microseconds since
+    -- 2000-01-01 UTC, big-endian): verify() tells by it whether retention
+    -- could have removed an event that is gone.
+    times     bytea,
     PRIMARY KEY (seal_id, chunk)
 );
 
 -- What retention removed (dropped, archived, or trimmed from the default
--- partition): the ids it held, as runs. Sealed events whose ids are here
--- are gone by retention, not by tampering.
+-- partition; an archive dropped by archive_retention is 'dropped'): the ids
+-- it held, as runs. A sealed event whose id is here is gone by retention,
+-- not by tampering, when the record fits the seal and the catalog
+-- (_removed_by_retention): a row added by hand does not excuse a deletion.
 CREATE TABLE audit_trail.removed_partitions (
     partition   text           NOT NULL,
     range_start timestamptz,
@@ -66,6 +81,9 @@ SELECT pg_catalog.pg_extension_config_dump('audit_trail.removed_partitions', '')
 SELECT audit_trail._guard_table('audit_trail.seal_chain');
 SELECT audit_trail._guard_table('audit_trail.sealed_events');
 SELECT audit_trail._guard_table('audit_trail.removed_partitions');
+-- Where this database's transaction ids begin: made by the install script
+-- (a restore makes its own), never changed; seals record it.
+SELECT audit_trail._guard_table('audit_trail.feed_origin');
 
 -- Who may seal: the owner of the log (or a member of its role) and
 -- superusers, as for maintain().
@@ -91,14 +109,84 @@ DECLARE
     t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['audit_trail.events', 'audit_trail.seal_chain', 'audit_trail.sealed_events',
-                             'audit_trail.removed_partitions'] LOOP
+                             'audit_trail.removed_partitions', 'audit_trail._archived'] LOOP
         IF NOT has_table_privilege(t, 'SELECT') THEN
             RAISE EXCEPTION 'permission denied to verify the audit trail: SELECT on % is needed', t
                 USING ERRCODE = 'insufficient_privilege',
-                      HINT = 'GRANT SELECT ON audit_trail.events, audit_trail.seal_chain, audit_trail.sealed_events, audit_trail.removed_partitions to the auditor.';
+                      HINT = 'GRANT SELECT ON audit_trail.events, audit_trail.seal_chain, audit_trail.sealed_events, audit_trail.removed_partitions, audit_trail._archived to the auditor (_archived: every archived partition).';
         END IF;
     END LOOP;
 END
+$$;
+
+-- A seal's root as its contents give it (src/seal.rs chain_root and
+-- chain_root_v2): NULL for an unknown format.
+CREATE FUNCTION audit_trail._seal_root_of(s audit_trail.seal_chain) RETURNS bytea
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT audit_trail._chain_root(s.format, s.previous_root, s.seal_id, s.sealed_at, s.events, s.tree_root, s.position,
+                                   s.series_start, s.times_root, s.partitions,
+                                   ARRAY(SELECT lower(u.x) FROM unnest(s.ranges) WITH ORDINALITY u(x, n) ORDER BY u.n),
+                                   ARRAY(SELECT upper(u.x) FROM unnest(s.ranges) WITH ORDINALITY u(x, n) ORDER BY u.n))
+$$;
+
+-- Whether retention removed event event_id of seal s, which is gone:
+-- whether a record of audit_trail.removed_partitions names it and fits what
+-- retention does and what the seal recorded. Retention removes a time
+-- partition (dropped, or archived: its events then are read in the archive,
+-- so a format 2 seal does not excuse them by that record) or an archive
+-- (dropped) once its whole range is past, or trims the default partition
+-- below a cutoff; and it records that as it happens. So the record must say
+-- the range ended before the removal, and the removal is not in the future;
+-- a dropped partition must be gone, neither a partition of the log nor an
+-- archive, and no partition of the log may hold its range now; and, for a
+-- format 2 seal, the event's occurred_at as sealed (at) must be in the
+-- removed range, a range of a partition that held the seal's events (or
+-- below the cutoff of a trim of the default partition and in none of those
+-- ranges, and no older event of the default partition captured before the
+-- trim may be left).
+-- A format 1 seal (0.5.0) recorded no times nor exact partitions: the id,
+-- and what the catalog says, is all that is checked (README "Sealing the
+-- trail", limits).
+CREATE FUNCTION audit_trail._removed_by_retention(s audit_trail.seal_chain, event_id bigint, at timestamptz)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (
+        SELECT 1
+        FROM audit_trail.removed_partitions r
+        WHERE r.ids @> event_id
+          AND r.range_end <= r.removed_at AND r.removed_at <= now()
+          AND CASE r.action
+              WHEN 'trimmed' THEN
+                  r.partition = 'audit_trail.events_default'
+                  -- a trim takes every event of the default partition older
+                  -- than its cutoff that was captured before it
+                  -- (read through the log: a verifier may read it, not
+                  -- necessarily its partitions)
+                  AND NOT EXISTS (SELECT 1 FROM audit_trail.events d
+                                  WHERE d.tableoid = 'audit_trail.events_default'::regclass
+                                    AND d.occurred_at < r.range_end AND d.id < upper(r.ids))
+                  -- and the event was in the default partition: in none of
+                  -- the ranges of the partitions that held the seal's events
+                  AND (s.format = 1 OR ('audit_trail.events_default' = ANY (s.partitions) AND at < r.range_end
+                                        AND NOT EXISTS (SELECT 1 FROM unnest(s.ranges) x WHERE at <@ x)))
+              WHEN 'dropped' THEN
+                  NOT EXISTS (SELECT 1 FROM pg_inherits i
+                              WHERE i.inhrelid = to_regclass(r.partition)
+                                AND i.inhparent IN ('audit_trail.events'::regclass, 'audit_trail._archived'::regclass))
+                  AND NOT EXISTS (SELECT 1 FROM audit_trail._partition_bounds() b
+                                  WHERE tstzrange(b.range_start, b.range_end) && tstzrange(r.range_start, r.range_end))
+                  AND (s.format = 1 OR (tstzrange(r.range_start, r.range_end) = ANY (s.ranges)
+                                        AND at <@ tstzrange(r.range_start, r.range_end)))
+              WHEN 'archived' THEN
+                  s.format = 1
+                  AND NOT EXISTS (SELECT 1 FROM pg_inherits i
+                                  WHERE i.inhrelid = to_regclass(r.partition) AND i.inhparent = 'audit_trail.events'::regclass)
+              ELSE false
+          END)
 $$;
 
 CREATE FUNCTION audit_trail.seal() RETURNS TABLE(seal_id bigint, events bigint, root text)
@@ -118,6 +206,7 @@ DECLARE
     at timestamptz;
     chained bytea;
     token text;
+    restored timestamptz;
 BEGIN
     PERFORM audit_trail._may_seal();
     -- One seal at a time: a lock no writer of events takes, that conflicts
@@ -133,7 +222,7 @@ BEGIN
     since := CASE WHEN substring(last.position FROM '[^/]*$') = token THEN last.position ELSE '1:1:/' || token END;
     id := coalesce(last.seal_id, 0) + 1;
     BEGIN
-        SELECT * INTO r FROM audit_trail._seal_events(id, since, pos);
+        SELECT * INTO r FROM audit_trail._seal_batch(id, since, pos);
     EXCEPTION WHEN unique_violation THEN
         -- REPEATABLE READ: a seal committed after this transaction's
         -- snapshot took this seal_id.
@@ -144,13 +233,14 @@ BEGIN
         RETURN;  -- nothing committed since the last seal: no seal
     END IF;
     at := clock_timestamp();
-    chained := audit_trail._seal_root(last.root, id, at, r.events, r.tree_root, pos);
+    restored := (SELECT o.restored FROM audit_trail.feed_origin o);
+    chained := audit_trail._chain_root(2::smallint, last.root, id, at, r.events, r.tree_root, pos, restored, r.times_root,
+                                       r.partitions, r.range_starts, r.range_ends);
     INSERT INTO audit_trail.seal_chain
-    VALUES (id, at, r.events, r.tree_root, chained, last.root, pos, since, r.first_id, r.last_id,
-            coalesce((SELECT array_agg(b.partition::text ORDER BY b.range_start)
-                      FROM audit_trail._partition_bounds() b
-                      WHERE b.range_start <= r.last_at AND b.range_end > r.first_at), '{}'),
-            1, (SELECT o.restored FROM audit_trail.feed_origin o));
+    VALUES (id, at, r.events, r.tree_root, chained, last.root, pos, since, r.first_id, r.last_id, r.partitions,
+            2, restored, r.times_root,
+            ARRAY(SELECT CASE WHEN u.s IS NOT NULL THEN tstzrange(u.s, u.e) END
+                  FROM unnest(r.range_starts, r.range_ends) WITH ORDINALITY u(s, e, n) ORDER BY u.n));
     seal_id := id;
     events := r.events;
     root := audit_trail._hex(chained);
@@ -173,6 +263,7 @@ DECLARE
     expected bigint := 1;
     v record;
     missing bigint[];
+    missing_at timestamptz[];
     part text;
     reported text[] := '{}';
     token text := substring(audit_trail.feed_position() FROM '[^/]*$');
@@ -204,15 +295,16 @@ BEGIN
             problem := format('broken link: previous_root or position is not that of seal %s', prev.seal_id);
             RETURN NEXT;
         END IF;
-        IF s.format <> 1 THEN
+        IF s.format NOT IN (1, 2) THEN
             problem := format('unknown seal format %s', s.format);
             RETURN NEXT;
-        ELSIF s.root IS DISTINCT FROM audit_trail._seal_root(s.previous_root, s.seal_id, s.sealed_at, s.events, s.tree_root, s.position) THEN
+        ELSIF s.root IS DISTINCT FROM audit_trail._seal_root_of(s) THEN
             problem := 'broken link: the root does not match the seal''s contents';
             RETURN NEXT;
         END IF;
         -- The events: changed and added, then those that are gone.
         missing := '{}';
+        missing_at := '{}';
         IF substring(s.position FROM '[^/]*$') = token THEN
             series_until := NULL;
         ELSE
@@ -221,10 +313,13 @@ BEGIN
             series_until := coalesce((SELECT min(c.series_start) FROM audit_trail.seal_chain c
                                       WHERE c.series_start > s.series_start), current_restored);
         END IF;
-        FOR v IN SELECT * FROM audit_trail._verify_events(s.seal_id, s.previous_position, s.position, s.tree_root,
-                                                           CASE WHEN series_until IS NOT NULL THEN s.series_start END, series_until) LOOP
+        -- Format 2 reads the archives too, and checks the sealed times.
+        FOR v IN SELECT * FROM audit_trail._verify_batch(s.seal_id, s.previous_position, s.position, s.tree_root,
+                                                          CASE WHEN s.format >= 2 THEN coalesce(s.times_root, '') END,
+                                                          CASE WHEN series_until IS NOT NULL THEN s.series_start END, series_until) LOOP
             IF v.problem = 'missing' THEN
                 missing := missing || v.event_id;
+                missing_at := missing_at || v.occurred_at;
             ELSE
                 event_id := v.event_id;
                 problem := v.problem;
@@ -232,9 +327,10 @@ BEGIN
             END IF;
         END LOOP;
         FOR v IN
-            SELECT m.id, EXISTS (SELECT 1 FROM audit_trail.events e WHERE e.id = m.id) AS present
-            FROM unnest(missing) m(id)
-            WHERE NOT EXISTS (SELECT 1 FROM audit_trail.removed_partitions r WHERE r.ids @> m.id)
+            SELECT m.id, EXISTS (SELECT 1 FROM audit_trail.events e WHERE e.id = m.id)
+                         OR (s.format >= 2 AND EXISTS (SELECT 1 FROM audit_trail._archived a WHERE a.id = m.id)) AS present
+            FROM unnest(missing, missing_at) m(id, at)
+            WHERE NOT audit_trail._removed_by_retention(s, m.id, m.at)
             ORDER BY m.id
         LOOP
             event_id := v.id;
@@ -246,9 +342,10 @@ BEGIN
         -- Partitions that held the seal's events and are gone, not by retention.
         event_id := NULL;
         FOREACH part IN ARRAY s.partitions LOOP
-            CONTINUE WHEN part = ANY (reported);
+            CONTINUE WHEN part = ANY (reported) OR part = 'audit_trail._archived';
             IF NOT EXISTS (SELECT 1 FROM pg_inherits i
-                           WHERE i.inhparent = 'audit_trail.events'::regclass AND i.inhrelid = to_regclass(part))
+                           WHERE i.inhparent IN ('audit_trail.events'::regclass, 'audit_trail._archived'::regclass)
+                             AND i.inhrelid = to_regclass(part))
                AND NOT EXISTS (SELECT 1 FROM audit_trail.removed_partitions r WHERE r.partition = part) THEN
                 problem := format('partition %s is missing: not removed by retention', part);
                 reported := reported || part;
@@ -258,6 +355,19 @@ BEGIN
         prev := s;
         expected := s.seal_id + 1;
     END LOOP;
+    -- Where this database's series of transaction ids begins
+    -- (feed_origin.restored) is what its seals recorded (format 2 hashes
+    -- it): moved, it would hide events from the reports below and from
+    -- seals.
+    SELECT * INTO s FROM audit_trail.seal_chain c
+    WHERE substring(c.position FROM '[^/]*$') = token ORDER BY c.seal_id DESC LIMIT 1;
+    IF FOUND AND s.series_start IS DISTINCT FROM current_restored THEN
+        seal_id := s.seal_id;
+        event_id := NULL;
+        problem := format('audit_trail.feed_origin.restored is not the series_start seal %s recorded: it was changed',
+                          s.seal_id);
+        RETURN NEXT;
+    END IF;
     -- The whole trail only: events older than this database's origin
     -- (feed_origin.restored: its install, or its restore) that no seal
     -- covers. The feed never returns them, so no seal of this series can
@@ -279,7 +389,9 @@ BEGIN
         -- Read through the txid index of each partition.
         FOR v IN
             SELECT e.id, e.txid
-            FROM audit_trail.events e
+            FROM (SELECT l.id, l.txid, l.occurred_at FROM audit_trail.events l
+                  UNION ALL
+                  SELECT a.id, a.txid, a.occurred_at FROM audit_trail._archived a) e
             WHERE (e.txid < 3 OR e.txid >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint)
               AND e.occurred_at >= current_restored
               AND e.txid IS DISTINCT FROM pg_current_xact_id_if_assigned()::text::bigint

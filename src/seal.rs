@@ -65,8 +65,13 @@ pub const COLUMNS: &[(&str, Kind)] = &[
 const TYPED: usize = 3;
 
 /// Version of the seal format (canonical bytes, tree, chain), hashed into
-/// every seal's root.
-pub const FORMAT: u8 = 1;
+/// every seal's root. Format 1 (0.5.0): the chain commits to the events'
+/// tree only. Format 2 (0.6.0 on): it also commits to each event's
+/// occurred_at, the partitions (and their ranges) that held the events, and
+/// where the database's series of transaction ids began (`chain_root_v2`):
+/// what verify() needs to tell retention from tampering. A seal keeps its
+/// format: format 1 seals verify as 0.5.0 made them.
+pub const FORMAT: u8 = 2;
 
 /// One field: name length (1 byte), name, tag (1 byte), value length
 /// (4 bytes, big-endian), value.
@@ -162,7 +167,7 @@ impl Merkle {
 pub fn chain_root(previous_root: Option<&[u8]>, seal_id: i64, sealed_at: i64, events: i64, tree_root: &[u8], position: &str) -> [u8; 32] {
     let prev = previous_root.unwrap_or(&[0u8; 32]);
     sha256(&[
-        &[2u8, FORMAT],
+        &[2u8, 1u8],
         &seal_id.to_be_bytes(),
         prev,
         tree_root,
@@ -171,6 +176,61 @@ pub fn chain_root(previous_root: Option<&[u8]>, seal_id: i64, sealed_at: i64, ev
         &(position.len() as u32).to_be_bytes(),
         position.as_bytes(),
     ])
+}
+
+/// A partition that held events of a seal: its name and, for a time
+/// partition (live or archived), its range [start, end) in microseconds
+/// since 2000-01-01 UTC; None for the default partition.
+pub type Holder = (String, Option<(i64, i64)>);
+
+/// A format 2 seal's root: SHA-256(0x02 || 2 || the format 1 fields, as
+/// `chain_root` lays them out || series_start (8 bytes) || times root (32
+/// bytes: SHA-256 of every sealed event's occurred_at, 8 bytes each, in id
+/// order) || number of holders (4 bytes) || each holder: name length (2
+/// bytes), name, then 0x00 (no range) or 0x01, start, end (8 bytes each)).
+/// Integers big-endian, times as in the canonical bytes.
+#[allow(clippy::too_many_arguments)]
+pub fn chain_root_v2(
+    previous_root: Option<&[u8]>,
+    seal_id: i64,
+    sealed_at: i64,
+    events: i64,
+    tree_root: &[u8],
+    position: &str,
+    series_start: i64,
+    times_root: &[u8],
+    holders: &[Holder],
+) -> [u8; 32] {
+    let prev = previous_root.unwrap_or(&[0u8; 32]);
+    let mut h = Sha256::new();
+    for p in [
+        &[2u8, FORMAT][..],
+        &seal_id.to_be_bytes(),
+        prev,
+        tree_root,
+        &events.to_be_bytes(),
+        &sealed_at.to_be_bytes(),
+        &(position.len() as u32).to_be_bytes(),
+        position.as_bytes(),
+        &series_start.to_be_bytes(),
+        times_root,
+        &(holders.len() as u32).to_be_bytes(),
+    ] {
+        h.update(p);
+    }
+    for (name, range) in holders {
+        h.update((name.len() as u16).to_be_bytes());
+        h.update(name.as_bytes());
+        match range {
+            None => h.update([0u8]),
+            Some((start, end)) => {
+                h.update([1u8]);
+                h.update(start.to_be_bytes());
+                h.update(end.to_be_bytes());
+            }
+        }
+    }
+    h.finalize().into()
 }
 
 /// A timestamptz as PostgreSQL holds it: microseconds since 2000-01-01 UTC.
@@ -206,16 +266,16 @@ fn event_bytes(
     canonical_bytes(id, occurred_at.map(ts_micros), txid, &rest)
 }
 
-/// The columns of audit_trail.events that exist now (a superuser may have
-/// dropped one: its values then read as NULL, and verify reports the events
-/// that had one).
-fn present_columns() -> std::collections::HashSet<String> {
+/// The columns of `rel` (audit_trail.events or audit_trail._archived) that
+/// exist now (a superuser may have dropped one: its values then read as
+/// NULL, and verify reports the events that had one).
+fn present_columns(rel: &str) -> std::collections::HashSet<String> {
     Spi::connect(|c| {
         let t = c.select(
             "SELECT attname::text FROM pg_catalog.pg_attribute
-             WHERE attrelid = 'audit_trail.events'::regclass AND attnum > 0 AND NOT attisdropped",
+             WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
             None,
-            &[],
+            &[rel.into()],
         )?;
         let mut s = std::collections::HashSet::new();
         for row in t {
@@ -225,28 +285,14 @@ fn present_columns() -> std::collections::HashSet<String> {
         }
         Ok::<_, pgrx::spi::Error>(s)
     })
-    .unwrap_or_else(|e| error!("pg_audit_trail: reading the columns of audit_trail.events: {e}"))
+    .unwrap_or_else(|e| error!("pg_audit_trail: reading the columns of {rel}: {e}"))
 }
 
-/// The query that yields (id, leaf, occurred_at) of the events between two
-/// positions, in id order: the one place where columns are rendered for the
-/// canonical bytes. Its parameters are `Window::params`.
-///
-/// The events are those audit_trail.feed(since, upto) returns, chosen by
-/// the feed's own rule, `audit_trail._feed_window` (sql/feed.sql): the
-/// transaction (txid) visible in upto's snapshot ($2) and not in since's
-/// ($1), looked for among the transactions in flight at since ($3, the
-/// feed's `_feed_in_flight`, given as a value so that the plan is made for
-/// it), occurred_at from $4 (the feed's feed_origin.restored). Read
-/// through that inlinable SQL function rather than through feed(), whose
-/// PL/pgSQL materializes every row, whole, before it returns the first (for
-/// a million events, a gigabyte of temporary files and half the time of a
-/// seal). A seal made before this database was restored (its positions end
-/// in another token: the feed refuses them, and never returns the events
-/// that came with the restore) takes the same rule on its own positions,
-/// over the events of its series, occurred_at in [$4, $5).
-fn leaves_query() -> String {
-    let present = present_columns();
+/// One source of a seal's events, as `leaves_query` reads it: (id, leaf,
+/// occurred_at, archived) of the rows `window` returns, whose columns are
+/// those of `rel`.
+fn leaves_branch(rel: &str, window: &str, archived: bool) -> String {
+    let present = present_columns(rel);
     let col = |name: &str, kind: Kind| -> String {
         if !present.contains(name) {
             return match kind {
@@ -263,21 +309,50 @@ fn leaves_query() -> String {
     let typed: Vec<String> = COLUMNS[..TYPED].iter().map(|&(n, k)| col(n, k)).collect();
     let rest: Vec<String> = COLUMNS[TYPED..].iter().map(|&(n, k)| col(n, k)).collect();
     let from = if present.contains("txid") {
-        "audit_trail._feed_window($1::text::pg_snapshot, $2::text::pg_snapshot, $3, $4, $5) e"
+        format!("{window}($1::text::pg_snapshot, $2::text::pg_snapshot, $3, $4, $5) e")
     } else {
         // Without a txid column (dropped by a superuser) nothing is in a
         // seal's window, and verify reports every sealed event as removed.
-        "audit_trail.events e WHERE false"
+        format!("{rel} e WHERE false")
     };
     format!(
-        "SELECT {id}, audit_trail._event_leaf({typed}, ARRAY[{rest}]::text[]), {at}
-         FROM {from}
-         ORDER BY 1",
+        "SELECT {id} AS id, audit_trail._event_leaf({typed}, ARRAY[{rest}]::text[]) AS leaf, {at} AS at, {archived} AS archived
+         FROM {from}",
         id = typed[0],
         typed = typed.join(", "),
         rest = rest.join(", "),
         at = typed[1],
     )
+}
+
+/// The query that yields (id, leaf, occurred_at, archived) of the events
+/// between two positions, in id order: the one place where columns are
+/// rendered for the canonical bytes. Its parameters are `Window::params`.
+///
+/// The events are those audit_trail.feed(since, upto) returns, chosen by
+/// the feed's own rule, `audit_trail._feed_window` (sql/feed.sql): the
+/// transaction (txid) visible in upto's snapshot ($2) and not in since's
+/// ($1), looked for among the transactions in flight at since ($3, the
+/// feed's `_feed_in_flight`, given as a value so that the plan is made for
+/// it), occurred_at from $4 (the feed's feed_origin.restored). Read
+/// through that inlinable SQL function rather than through feed(), whose
+/// PL/pgSQL materializes every row, whole, before it returns the first (for
+/// a million events, a gigabyte of temporary files and half the time of a
+/// seal). A seal made before this database was restored (its positions end
+/// in another token: the feed refuses them, and never returns the events
+/// that came with the restore) takes the same rule on its own positions,
+/// over the events of its series, occurred_at in [$4, $5).
+///
+/// `with_archives` (format 2 seals): the archived partitions too, by the
+/// same rule (`audit_trail._archive_window`), so that an archived event is
+/// sealed and verified where audit_trail.archived_events serves it.
+/// Format 1 seals (0.5.0) read the live log only, as they were made.
+fn leaves_query(with_archives: bool) -> String {
+    let mut q = leaves_branch("audit_trail.events", "audit_trail._feed_window", false);
+    if with_archives {
+        q = format!("{q}\n         UNION ALL\n{}", leaves_branch("audit_trail._archived", "audit_trail._archive_window", true));
+    }
+    format!("SELECT id, leaf, at, archived FROM ({q}) w ORDER BY 1")
 }
 
 /// The snapshot of a position ('<xmin>:<xmax>:<xip,...>/<token>', as
@@ -358,14 +433,192 @@ impl<T> OrFail<T> for Result<T, pgrx::spi::Error> {
     }
 }
 
-/// Seals the events of audit_trail.feed(since, upto) (`leaves_query`) as seal `seal_id`:
-/// writes their ids and leaf hashes to audit_trail.sealed_events (in id
-/// order, CHUNK a row) and returns how many, their tree hash, and the range
-/// of their ids and times. Called by audit_trail.seal() only.
+/// A time partition's range in microseconds, from a bounds query's row.
+fn micros_range(
+    start: Option<pgrx::datum::TimestampWithTimeZone>,
+    end: Option<pgrx::datum::TimestampWithTimeZone>,
+) -> Option<(i64, i64)> {
+    Some((ts_micros(start?), ts_micros(end?)))
+}
+
+/// The partitions events may be in, to name the ones that held a seal's
+/// events: the log's time partitions and the archived ones, with their
+/// ranges. An event is in the time partition whose range holds its
+/// occurred_at (that is how PostgreSQL routes it), else in the default one.
+struct Holders {
+    live: Vec<(String, (i64, i64))>,
+    archived: Vec<(String, (i64, i64))>,
+    found: std::collections::BTreeMap<String, Option<(i64, i64)>>,
+}
+
+impl Holders {
+    fn read() -> Holders {
+        let read = |q: &str| -> Vec<(String, (i64, i64))> {
+            Spi::connect(|c| {
+                let mut v = Vec::new();
+                for row in c.select(q, None, &[])? {
+                    let name: Option<String> = row.get(1)?;
+                    let range = micros_range(row.get(2)?, row.get(3)?);
+                    if let (Some(name), Some(range)) = (name, range) {
+                        v.push((name, range));
+                    }
+                }
+                Ok::<_, pgrx::spi::Error>(v)
+            })
+            .or_fail("reading the partitions of audit_trail.events")
+        };
+        Holders {
+            live: read("SELECT b.partition::text, b.range_start, b.range_end FROM audit_trail._partition_bounds() b"),
+            archived: read("SELECT a.partition::text, a.range_start, a.range_end FROM audit_trail.archived_partitions a"),
+            found: Default::default(),
+        }
+    }
+
+    fn note(&mut self, at: Option<i64>, archived: bool) {
+        let list = if archived { &self.archived } else { &self.live };
+        let hit = at.and_then(|at| list.iter().find(|(_, (s, e))| *s <= at && at < *e));
+        match hit {
+            Some((name, range)) => {
+                if !self.found.contains_key(name) {
+                    self.found.insert(name.clone(), Some(*range));
+                }
+            }
+            None => {
+                let name = if archived { "audit_trail._archived" } else { "audit_trail.events_default" };
+                self.found.entry(name.to_string()).or_insert(None);
+            }
+        }
+    }
+
+    /// In order: time partitions by range, then those without one, by name.
+    fn list(&self) -> Vec<Holder> {
+        let mut v: Vec<Holder> = self.found.iter().map(|(n, r)| (n.clone(), *r)).collect();
+        v.sort_by(|a, b| match (a.1, b.1) {
+            (Some(x), Some(y)) => x.cmp(&y).then_with(|| a.0.cmp(&b.0)),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.0.cmp(&b.0),
+        });
+        v
+    }
+}
+
+/// A timestamptz from its microseconds.
+fn ts_from_micros(v: i64) -> Option<pgrx::datum::TimestampWithTimeZone> {
+    // SAFETY: a timestamptz datum is its int64 value, passed by value.
+    unsafe { pgrx::datum::TimestampWithTimeZone::from_datum(pg_sys::Datum::from(v), false) }
+}
+
+/// What sealing a window found.
+struct Sealed {
+    events: i64,
+    tree_root: [u8; 32],
+    first_id: Option<i64>,
+    last_id: Option<i64>,
+    first_at: Option<i64>,
+    last_at: Option<i64>,
+    times_root: [u8; 32],
+    holders: Vec<Holder>,
+}
+
+/// The micros stored for an event without occurred_at (only a hand-made row
+/// has none: the column is NOT NULL).
+const NO_TIME: i64 = i64::MIN;
+
+/// Seals the events between `since` and `upto` (`leaves_query`) as seal
+/// `seal_id`: writes their ids and leaf hashes to audit_trail.sealed_events
+/// (in id order, CHUNK a row; `v2`: with their occurred_at, and archived
+/// events too) and returns what the seal's row records.
+fn seal_window(seal_id: i64, since: &str, upto: &str, v2: bool) -> Sealed {
+    let query = leaves_query(v2);
+    let window = Window::new(since, upto, None, None);
+    let mut holders = if v2 { Some(Holders::read()) } else { None };
+    let mut tree = Merkle::default();
+    let mut times_hash = Sha256::new();
+    let (mut first_id, mut last_id) = (None, None);
+    let (mut first_at, mut last_at): (Option<i64>, Option<i64>) = (None, None);
+    Spi::connect_mut(|client| {
+        let mut cursor = client.open_cursor(query.as_str(), &window.params());
+        let mut ids: Vec<i64> = Vec::with_capacity(CHUNK);
+        let mut leaves: Vec<u8> = Vec::with_capacity(CHUNK * 32);
+        let mut times: Vec<u8> = Vec::with_capacity(if v2 { CHUNK * 8 } else { 0 });
+        let mut chunk = 0i32;
+        loop {
+            let mut done = true;
+            {
+                let t = cursor.fetch(FETCH).or_fail("reading events to seal");
+                for row in t {
+                    done = false;
+                    let id: i64 = row.get(1).or_fail("reading an event's id")
+                        .unwrap_or_else(|| error!("pg_audit_trail: an event without an id cannot be sealed"));
+                    let leaf: Vec<u8> = row.get(2).or_fail("reading a leaf").unwrap_or_default();
+                    let at = row.get::<pgrx::datum::TimestampWithTimeZone>(3).or_fail("reading occurred_at").map(ts_micros);
+                    let archived = row.get::<bool>(4).or_fail("reading archived").unwrap_or(false);
+                    let leaf: [u8; 32] = leaf.try_into().unwrap_or_else(|_| error!("pg_audit_trail: a leaf hash is not 32 bytes"));
+                    tree.push(leaf);
+                    first_id.get_or_insert(id);
+                    last_id = Some(id);
+                    if let Some(at) = at {
+                        first_at = Some(first_at.map_or(at, |f| f.min(at)));
+                        last_at = Some(last_at.map_or(at, |l| l.max(at)));
+                    }
+                    if let Some(h) = holders.as_mut() {
+                        h.note(at, archived);
+                        let t = at.unwrap_or(NO_TIME).to_be_bytes();
+                        times_hash.update(t);
+                        times.extend_from_slice(&t);
+                    }
+                    ids.push(id);
+                    leaves.extend_from_slice(&leaf);
+                }
+            }
+            if ids.len() >= CHUNK || (done && !ids.is_empty()) {
+                chunk += 1;
+                if v2 {
+                    client
+                        .update(
+                            "INSERT INTO audit_trail.sealed_events (seal_id, chunk, event_ids, leaves, times) VALUES ($1, $2, $3, $4, $5)",
+                            None,
+                            &[seal_id.into(), chunk.into(), std::mem::take(&mut ids).into(), std::mem::take(&mut leaves).into(),
+                              std::mem::take(&mut times).into()],
+                        )
+                        .or_fail("writing audit_trail.sealed_events");
+                    times.reserve(CHUNK * 8);
+                } else {
+                    client
+                        .update(
+                            "INSERT INTO audit_trail.sealed_events (seal_id, chunk, event_ids, leaves) VALUES ($1, $2, $3, $4)",
+                            None,
+                            &[seal_id.into(), chunk.into(), std::mem::take(&mut ids).into(), std::mem::take(&mut leaves).into()],
+                        )
+                        .or_fail("writing audit_trail.sealed_events");
+                }
+                ids.reserve(CHUNK);
+                leaves.reserve(CHUNK * 32);
+            }
+            if done {
+                break;
+            }
+        }
+    });
+    Sealed {
+        events: tree.count as i64,
+        tree_root: tree.root(),
+        first_id,
+        last_id,
+        first_at,
+        last_at,
+        times_root: times_hash.finalize().into(),
+        holders: holders.map(|h| h.list()).unwrap_or_default(),
+    }
+}
+
+/// 0.5.0's `_seal_events` (format 1: the live log, no times): the symbol its
+/// install script names stays until the update (sql/released/README.md).
 // The row type is pgrx's named-column tuple: a type alias would hide the
 // column names the SQL signature is generated from.
 #[allow(clippy::type_complexity)]
-#[pg_extern(volatile, name = "_seal_events")]
+#[pg_extern(volatile, sql = false)]
 fn seal_events(
     seal_id: i64,
     since: &str,
@@ -381,64 +634,59 @@ fn seal_events(
         name!(last_at, Option<pgrx::datum::TimestampWithTimeZone>),
     ),
 > {
-    let query = leaves_query();
-    let window = Window::new(since, upto, None, None);
-    let mut tree = Merkle::default();
-    let (mut first_id, mut last_id) = (None, None);
-    let (mut first_at, mut last_at): (Option<i64>, Option<i64>) = (None, None);
-    Spi::connect_mut(|client| {
-        let mut cursor = client.open_cursor(query.as_str(), &window.params());
-        let mut ids: Vec<i64> = Vec::with_capacity(CHUNK);
-        let mut leaves: Vec<u8> = Vec::with_capacity(CHUNK * 32);
-        let mut chunk = 0i32;
-        loop {
-            let mut done = true;
-            {
-                let t = cursor.fetch(FETCH).or_fail("reading events to seal");
-                for row in t {
-                    done = false;
-                    let id: i64 = row.get(1).or_fail("reading an event's id")
-                        .unwrap_or_else(|| error!("pg_audit_trail: an event without an id cannot be sealed"));
-                    let leaf: Vec<u8> = row.get(2).or_fail("reading a leaf").unwrap_or_default();
-                    let at = row.get::<pgrx::datum::TimestampWithTimeZone>(3).or_fail("reading occurred_at").map(ts_micros);
-                    let leaf: [u8; 32] = leaf.try_into().unwrap_or_else(|_| error!("pg_audit_trail: a leaf hash is not 32 bytes"));
-                    tree.push(leaf);
-                    first_id.get_or_insert(id);
-                    last_id = Some(id);
-                    if let Some(at) = at {
-                        first_at = Some(first_at.map_or(at, |f| f.min(at)));
-                        last_at = Some(last_at.map_or(at, |l| l.max(at)));
-                    }
-                    ids.push(id);
-                    leaves.extend_from_slice(&leaf);
-                }
-            }
-            if ids.len() >= CHUNK || (done && !ids.is_empty()) {
-                chunk += 1;
-                client
-                    .update(
-                        "INSERT INTO audit_trail.sealed_events (seal_id, chunk, event_ids, leaves) VALUES ($1, $2, $3, $4)",
-                        None,
-                        &[seal_id.into(), chunk.into(), std::mem::take(&mut ids).into(), std::mem::take(&mut leaves).into()],
-                    )
-                    .or_fail("writing audit_trail.sealed_events");
-                ids.reserve(CHUNK);
-                leaves.reserve(CHUNK * 32);
-            }
-            if done {
-                break;
-            }
-        }
-    });
-    let ts = |v: Option<i64>| {
-        // SAFETY: a timestamptz datum is its int64 value, passed by value.
-        v.and_then(|v| unsafe { pgrx::datum::TimestampWithTimeZone::from_datum(pg_sys::Datum::from(v), false) })
-    };
-    TableIterator::once((tree.count as i64, tree.root().to_vec(), first_id, last_id, ts(first_at), ts(last_at)))
+    let s = seal_window(seal_id, since, upto, false);
+    let ts = |v: Option<i64>| v.and_then(ts_from_micros);
+    TableIterator::once((s.events, s.tree_root.to_vec(), s.first_id, s.last_id, ts(s.first_at), ts(s.last_at)))
 }
 
-/// The chained root of a seal (`chain_root`), for seal() and verify().
-#[pg_extern(immutable, parallel_safe, name = "_seal_root")]
+/// Seals the events of audit_trail.feed(since, upto) and of the archives
+/// between the same positions (`leaves_query`) as seal `seal_id`, format 2:
+/// writes their ids, leaf hashes and times to audit_trail.sealed_events and
+/// returns how many, their tree hash, the range of their ids and times, the
+/// hash of their times, and the partitions that held them (name, range; no
+/// range for the default one). Called by audit_trail.seal() only.
+#[allow(clippy::type_complexity)]
+#[pg_extern(volatile, name = "_seal_batch")]
+fn seal_batch(
+    seal_id: i64,
+    since: &str,
+    upto: &str,
+) -> TableIterator<
+    'static,
+    (
+        name!(events, i64),
+        name!(tree_root, Vec<u8>),
+        name!(first_id, Option<i64>),
+        name!(last_id, Option<i64>),
+        name!(first_at, Option<pgrx::datum::TimestampWithTimeZone>),
+        name!(last_at, Option<pgrx::datum::TimestampWithTimeZone>),
+        name!(times_root, Vec<u8>),
+        name!(partitions, Vec<String>),
+        name!(range_starts, Vec<Option<pgrx::datum::TimestampWithTimeZone>>),
+        name!(range_ends, Vec<Option<pgrx::datum::TimestampWithTimeZone>>),
+    ),
+> {
+    let s = seal_window(seal_id, since, upto, true);
+    let ts = |v: Option<i64>| v.and_then(ts_from_micros);
+    let names = s.holders.iter().map(|(n, _)| n.clone()).collect();
+    let starts = s.holders.iter().map(|(_, r)| ts(r.map(|r| r.0))).collect();
+    let ends = s.holders.iter().map(|(_, r)| ts(r.map(|r| r.1))).collect();
+    TableIterator::once((
+        s.events,
+        s.tree_root.to_vec(),
+        s.first_id,
+        s.last_id,
+        ts(s.first_at),
+        ts(s.last_at),
+        s.times_root.to_vec(),
+        names,
+        starts,
+        ends,
+    ))
+}
+
+/// 0.5.0's `_seal_root` (format 1): the symbol its install script names.
+#[pg_extern(immutable, parallel_safe, sql = false)]
 fn seal_root(
     previous_root: Option<&[u8]>,
     seal_id: i64,
@@ -450,55 +698,125 @@ fn seal_root(
     chain_root(previous_root, seal_id, ts_micros(sealed_at), events, tree_root, position).to_vec()
 }
 
-/// Compares seal `seal_id` (its stored ids and leaves) with the events
-/// between since and upto now (`leaves_query`), both in id order: one row per
+/// The chained root of a seal of either format (`chain_root`,
+/// `chain_root_v2`), for seal() and verify(). Format 1 takes no times,
+/// series or partitions (pass NULL).
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(immutable, parallel_safe, name = "_chain_root")]
+fn chain_root_sql(
+    format: i16,
+    previous_root: Option<&[u8]>,
+    seal_id: i64,
+    sealed_at: pgrx::datum::TimestampWithTimeZone,
+    events: i64,
+    tree_root: &[u8],
+    position: &str,
+    series_start: Option<pgrx::datum::TimestampWithTimeZone>,
+    times_root: Option<&[u8]>,
+    partitions: Option<Array<'_, &str>>,
+    range_starts: Option<Array<'_, pgrx::datum::TimestampWithTimeZone>>,
+    range_ends: Option<Array<'_, pgrx::datum::TimestampWithTimeZone>>,
+) -> Option<Vec<u8>> {
+    match format {
+        1 => Some(chain_root(previous_root, seal_id, ts_micros(sealed_at), events, tree_root, position).to_vec()),
+        2 => {
+            let names: Vec<Option<String>> = partitions.map(|a| a.iter().map(|n| n.map(str::to_string)).collect()).unwrap_or_default();
+            let starts: Vec<Option<pgrx::datum::TimestampWithTimeZone>> = range_starts.map(|a| a.iter().collect()).unwrap_or_default();
+            let ends: Vec<Option<pgrx::datum::TimestampWithTimeZone>> = range_ends.map(|a| a.iter().collect()).unwrap_or_default();
+            if starts.len() != names.len() || ends.len() != names.len() {
+                // Lists that do not pair up hash to no root: verify reports it.
+                return None;
+            }
+            let holders: Vec<Holder> = names
+                .iter()
+                .zip(starts.iter().zip(ends.iter()))
+                .map(|(n, (s, e))| (n.clone().unwrap_or_default(), micros_range(*s, *e)))
+                .collect();
+            Some(
+                chain_root_v2(
+                    previous_root,
+                    seal_id,
+                    ts_micros(sealed_at),
+                    events,
+                    tree_root,
+                    position,
+                    series_start.map_or(NO_TIME, ts_micros),
+                    times_root.unwrap_or(&[]),
+                    &holders,
+                )
+                .to_vec(),
+            )
+        }
+        _ => None,
+    }
+}
+
+/// A problem verify found with one event, and, for a sealed event that is
+/// not there, the occurred_at its seal recorded (format 2).
+type Finding = (Option<i64>, String, Option<i64>);
+
+/// Compares seal `seal_id` (its stored ids and leaves, and with `times_root`
+/// given, format 2, their times and the archives) with the events between
+/// since and upto now (`leaves_query`), both in id order: one finding per
 /// event whose leaf differs ('changed'), that is there but was not sealed
 /// ('added'), or that was sealed but is not there ('missing': verify() says
 /// whether it was removed, by retention or not, or moved out of the seal's
 /// range by a changed txid). A stored list that does not hash to
-/// `tree_root`, or is out of order, is one more row (event NULL).
-#[pg_extern(volatile, name = "_verify_events")]
-fn verify_events(
+/// `tree_root` (or its times to `times_root`), or is out of order, is one
+/// more finding (event NULL).
+fn verify_window(
     seal_id: i64,
     since: &str,
     upto: &str,
     tree_root: &[u8],
-    series_from: default!(Option<pgrx::datum::TimestampWithTimeZone>, "NULL"),
-    series_until: default!(Option<pgrx::datum::TimestampWithTimeZone>, "NULL"),
-) -> TableIterator<'static, (name!(event_id, Option<i64>), name!(problem, String))> {
-    let query = leaves_query();
+    times_root: Option<&[u8]>,
+    series_from: Option<pgrx::datum::TimestampWithTimeZone>,
+    series_until: Option<pgrx::datum::TimestampWithTimeZone>,
+) -> Vec<Finding> {
+    let v2 = times_root.is_some();
+    let query = leaves_query(v2);
     let window = Window::new(since, upto, series_from, series_until);
-    let mut out: Vec<(Option<i64>, String)> = Vec::new();
+    let mut out: Vec<Finding> = Vec::new();
     let mut stored_tree = Merkle::default();
+    let mut stored_times = Sha256::new();
     Spi::connect(|client| {
         // The stored side, one chunk at a time.
         let mut chunk = 0i32;
         let mut s_ids: Vec<i64> = Vec::new();
         let mut s_leaves: Vec<u8> = Vec::new();
+        let mut s_times: Vec<u8> = Vec::new();
         let mut s_pos = 0usize;
         let mut s_last: Option<i64> = None;
         let mut bad_list = false;
-        let mut next_stored = |out: &mut Vec<(Option<i64>, String)>| -> Option<(i64, [u8; 32])> {
+        let stored_query = if v2 {
+            "SELECT event_ids, leaves, times FROM audit_trail.sealed_events WHERE seal_id = $1 AND chunk = $2"
+        } else {
+            "SELECT event_ids, leaves FROM audit_trail.sealed_events WHERE seal_id = $1 AND chunk = $2"
+        };
+        let mut next_stored = |out: &mut Vec<Finding>| -> Option<(i64, [u8; 32], Option<i64>)> {
             loop {
                 if s_pos < s_ids.len() {
                     let id = s_ids[s_pos];
                     let leaf: [u8; 32] = s_leaves.get(s_pos * 32..s_pos * 32 + 32).and_then(|s| s.try_into().ok()).unwrap_or([0; 32]);
+                    let at = s_times
+                        .get(s_pos * 8..s_pos * 8 + 8)
+                        .and_then(|s| <[u8; 8]>::try_from(s).ok())
+                        .map(i64::from_be_bytes);
                     s_pos += 1;
                     stored_tree.push(leaf);
+                    if let Some(at) = at {
+                        stored_times.update(at.to_be_bytes());
+                    }
                     if s_last.is_some_and(|l| l >= id) && !bad_list {
                         bad_list = true;
-                        out.push((None, "the sealed event list is out of order".into()));
+                        out.push((None, "the sealed event list is out of order".into(), None));
                     }
                     s_last = Some(id);
-                    return Some((id, leaf));
+                    return Some((id, leaf, at.filter(|&t| t != NO_TIME)));
                 }
                 chunk += 1;
                 let t = client
-                    .select(
-                        "SELECT event_ids, leaves FROM audit_trail.sealed_events WHERE seal_id = $1 AND chunk = $2",
-                        Some(1),
-                        &[seal_id.into(), chunk.into()],
-                    )
+                    .select(stored_query, Some(1), &[seal_id.into(), chunk.into()])
                     .or_fail("reading audit_trail.sealed_events");
                 let mut found = false;
                 for row in t {
@@ -506,7 +824,13 @@ fn verify_events(
                     s_ids = row.get::<Vec<i64>>(1).or_fail("reading sealed ids").unwrap_or_default();
                     s_leaves = row.get::<Vec<u8>>(2).or_fail("reading sealed leaves").unwrap_or_default();
                     if s_leaves.len() != s_ids.len() * 32 {
-                        out.push((None, format!("chunk {chunk} of the sealed event list is malformed")));
+                        out.push((None, format!("chunk {chunk} of the sealed event list is malformed"), None));
+                    }
+                    if v2 {
+                        s_times = row.get::<Vec<u8>>(3).or_fail("reading sealed times").unwrap_or_default();
+                        if s_times.len() != s_ids.len() * 8 {
+                            out.push((None, format!("chunk {chunk} of the sealed times is malformed"), None));
+                        }
                     }
                     s_pos = 0;
                 }
@@ -526,30 +850,74 @@ fn verify_events(
                 let id: i64 = row.get(1).or_fail("reading an event's id").unwrap_or(i64::MIN);
                 let leaf: Vec<u8> = row.get(2).or_fail("reading a leaf").unwrap_or_default();
                 // Stored ids below this one are not there any more.
-                while let Some((sid, _)) = stored.filter(|&(sid, _)| sid < id) {
-                    out.push((Some(sid), "missing".into()));
+                while let Some((sid, _, at)) = stored.filter(|&(sid, _, _)| sid < id) {
+                    out.push((Some(sid), "missing".into(), at));
                     stored = next_stored(&mut out);
                 }
                 match stored {
-                    Some((sid, sleaf)) if sid == id => {
+                    Some((sid, sleaf, _)) if sid == id => {
                         if sleaf[..] != leaf[..] {
-                            out.push((Some(id), "changed".into()));
+                            out.push((Some(id), "changed".into(), None));
                         }
                         stored = next_stored(&mut out);
                     }
-                    _ => out.push((Some(id), "added".into())),
+                    _ => out.push((Some(id), "added".into(), None)),
                 }
             }
         }
-        while let Some((sid, _)) = stored {
-            out.push((Some(sid), "missing".into()));
+        while let Some((sid, _, at)) = stored {
+            out.push((Some(sid), "missing".into(), at));
             stored = next_stored(&mut out);
         }
     });
     if stored_tree.root()[..] != tree_root[..] {
-        out.push((None, "the sealed event list does not hash to the seal's root".into()));
+        out.push((None, "the sealed event list does not hash to the seal's root".into(), None));
     }
-    TableIterator::new(out)
+    if let Some(times_root) = times_root {
+        let got: [u8; 32] = stored_times.finalize().into();
+        if got[..] != times_root[..] {
+            out.push((None, "the sealed times do not hash to the seal's times root".into(), None));
+        }
+    }
+    out
+}
+
+/// 0.5.0's `_verify_events` (format 1): the symbol its install script names.
+#[pg_extern(volatile, sql = false)]
+fn verify_events(
+    seal_id: i64,
+    since: &str,
+    upto: &str,
+    tree_root: &[u8],
+    series_from: default!(Option<pgrx::datum::TimestampWithTimeZone>, "NULL"),
+    series_until: default!(Option<pgrx::datum::TimestampWithTimeZone>, "NULL"),
+) -> TableIterator<'static, (name!(event_id, Option<i64>), name!(problem, String))> {
+    TableIterator::new(
+        verify_window(seal_id, since, upto, tree_root, None, series_from, series_until).into_iter().map(|(id, p, _)| (id, p)),
+    )
+}
+
+/// Verifies the events of seal `seal_id` (`verify_window`): format 1 when
+/// `times_root` is NULL, else format 2. For a sealed event that is not
+/// there, occurred_at is the time its seal recorded (format 2).
+#[pg_extern(volatile, name = "_verify_batch")]
+fn verify_batch(
+    seal_id: i64,
+    since: &str,
+    upto: &str,
+    tree_root: &[u8],
+    times_root: Option<&[u8]>,
+    series_from: Option<pgrx::datum::TimestampWithTimeZone>,
+    series_until: Option<pgrx::datum::TimestampWithTimeZone>,
+) -> TableIterator<
+    'static,
+    (name!(event_id, Option<i64>), name!(problem, String), name!(occurred_at, Option<pgrx::datum::TimestampWithTimeZone>)),
+> {
+    TableIterator::new(
+        verify_window(seal_id, since, upto, tree_root, times_root, series_from, series_until)
+            .into_iter()
+            .map(|(id, p, at)| (id, p, at.and_then(ts_from_micros))),
+    )
 }
 
 // ---------------------------------------------------------------- checkpoints

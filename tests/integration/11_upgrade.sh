@@ -170,6 +170,39 @@ expect_eq "objects compared" "$(wc -l < "$IT_WORK/fresh.txt" | tr -d ' ')" "$(wc
 # versions from changing what an old seal hashed.
 expect_eq "old events sealed" "$(sql -c "SELECT events > 0 FROM audit_trail.seal()")" t
 expect_eq "old events verify" "$(sql -c "SELECT count(*) FROM audit_trail.verify()")" 0
+# The archive made by the oldest version is read by seals through a (txid)
+# index the 0.6.0 update gave it.
+expect_eq "old archive's txid index" \
+  "$(sql -c "SELECT count(*) FROM pg_indexes WHERE schemaname = 'audit_trail_archive' AND tablename = 'events_p20200101' AND indexdef LIKE '%(txid)'")" 1
+
+# Seals made by 0.5.0 (format 1) verify after the update, next to format 2
+# seals made after it; the 0.5.0 objects seal through the new library
+# before the update (the symbols their script names stay); an event a
+# format 1 seal covers, changed, is still reported.
+v1="${IT_DB}_v050"
+sql -c "DROP DATABASE IF EXISTS $v1" -c "CREATE DATABASE $v1"
+sql_db "$v1" <<'SQL' >/dev/null
+CREATE EXTENSION pg_audit_trail VERSION '0.5.0';
+CREATE TABLE t (id int PRIMARY KEY, v int);
+SELECT audit_trail.enable('t');
+INSERT INTO t SELECT g, g FROM generate_series(1, 50) g;
+SELECT * FROM audit_trail.seal();
+INSERT INTO t VALUES (51, 51);
+SELECT * FROM audit_trail.seal();
+SQL
+expect_eq "0.5.0 seals: format 1" "$(sql_db "$v1" -c "SELECT string_agg(format || ':' || (events > 0), ',' ORDER BY seal_id) FROM audit_trail.seal_chain")" "1:true,1:true"
+expect_eq "0.5.0 seals verify under 0.5.0" "$(sql_db "$v1" -c "SELECT count(*) FROM audit_trail.verify()")" 0
+sql_db "$v1" -c "ALTER EXTENSION pg_audit_trail UPDATE"
+expect_eq "format 1 seals verify after the update" "$(sql_db "$v1" -c "SELECT count(*) FROM audit_trail.verify()")" 0
+sql_db "$v1" -c "INSERT INTO t VALUES (52, 52)"
+sql_db "$v1" -c "SELECT * FROM audit_trail.seal()" >/dev/null
+expect_eq "then format 2" "$(sql_db "$v1" -c "SELECT string_agg(format::text, ',' ORDER BY seal_id) FROM audit_trail.seal_chain")" "1,1,2"
+expect_eq "both formats verify" "$(sql_db "$v1" -c "SELECT count(*) FROM audit_trail.verify()")" 0
+edited=$(sql_db "$v1" -c "SELECT id FROM audit_trail.events WHERE entity_id = '7' AND action = 'INSERT'")
+sql_db "$v1" -c "UPDATE pg_trigger SET tgenabled = 'D' WHERE tgname IN ('audit_trail_guard', 'audit_trail_guard_row')"
+sql_db "$v1" -c "UPDATE audit_trail.events SET after = '{\"id\": 7, \"v\": 700}' WHERE id = $edited"
+expect_eq "a format 1 seal still reports a change" "$(sql_db "$v1" -c "SELECT string_agg(seal_id || ' ' || (event_id - $edited) || ' ' || problem, '; ') FROM audit_trail.verify()")" "1 0 changed"
+sql -c "DROP DATABASE $v1"
 
 # Partitions the old version made carry the new index options too.
 expect_eq "old partitions' id index" \

@@ -148,6 +148,13 @@ CREATE ROLE seal_nobody;
 CREATE ROLE seal_auditor;
 GRANT SELECT ON audit_trail.events, audit_trail.seal_chain, audit_trail.sealed_events,
                 audit_trail.removed_partitions TO seal_auditor;
+SET ROLE seal_auditor;
+\set VERBOSITY sqlstate
+-- The archives too (format 2 seals verify archived events).
+SELECT count(*) FROM audit_trail.verify();
+\set VERBOSITY default
+RESET ROLE;
+GRANT SELECT ON audit_trail._archived TO seal_auditor;
 SET ROLE seal_nobody;
 \set VERBOSITY sqlstate
 SELECT * FROM audit_trail.seal();
@@ -162,7 +169,7 @@ SELECT count(*) AS problems FROM audit_trail.verify();
 SELECT count(*) > 0 AS seals_seen FROM audit_trail.seals;
 RESET ROLE;
 REVOKE ALL ON audit_trail.events, audit_trail.seal_chain, audit_trail.sealed_events,
-              audit_trail.removed_partitions FROM seal_auditor;
+              audit_trail.removed_partitions, audit_trail._archived FROM seal_auditor;
 DROP ROLE seal_nobody;
 DROP ROLE seal_auditor;
 
@@ -174,3 +181,96 @@ FROM audit_trail.events WHERE action = 'MAINTENANCE' ORDER BY id DESC LIMIT 1;
 SELECT seal_id - :s0 AS seal, event_id - :e0 AS event, problem FROM audit_trail.verify() ORDER BY 1, 2;
 SELECT audit_trail.disable('seal_t');
 DROP TABLE seal_t;
+
+-- Retention and archives against the seals, in a database of its own whose
+-- feed_origin.restored is '-infinity', as in a database updated from 0.4.0:
+-- there events of a past month are sealed (a fresh database's origin is its
+-- install, and older events are never sealed). feed_origin is append-only.
+SELECT current_database() AS home \gset
+CREATE DATABASE seal_retention;
+\c seal_retention
+SET client_min_messages = warning;
+CREATE EXTENSION pg_audit_trail;
+\set VERBOSITY terse
+UPDATE audit_trail.feed_origin SET restored = '-infinity';
+\set VERBOSITY default
+UPDATE pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'audit_trail.feed_origin'::regclass;
+\c
+UPDATE audit_trail.feed_origin SET restored = '-infinity';
+UPDATE pg_trigger SET tgenabled = 'A' WHERE tgrelid = 'audit_trail.feed_origin'::regclass;
+\c
+SET client_min_messages = warning;
+SELECT count(*) > 0 AS premade FROM audit_trail.maintain();
+CREATE TABLE ret_t (id int PRIMARY KEY, v text);
+SELECT audit_trail.enable('ret_t');
+INSERT INTO ret_t SELECT g, 'v' || g FROM generate_series(1, 3) g;
+-- January 2020 (dropped below) and two events before any partition (in the
+-- default partition, trimmed below).
+SELECT audit_trail._create_partition('2020-01-01', '2020-02-01') IS NOT NULL AS jan;
+INSERT INTO audit_trail.events (occurred_at, action, actor, db_user)
+SELECT d, 'OLD', 'x', 'x' FROM unnest('{2020-01-10,2020-01-20,2019-06-01,2019-06-02}'::timestamptz[]) d;
+SELECT min(id) AS o0 FROM audit_trail.events WHERE action = 'OLD' \gset
+SELECT events >= 7 AS sealed FROM audit_trail.seal();
+-- Format 2: the seal names the partitions that held its events, with
+-- their ranges (the default one has none).
+SELECT format, p, r FROM audit_trail.seal_chain c, unnest(c.partitions, c.ranges) u(p, r)
+WHERE c.seal_id = 1 AND (p LIKE '%2020%' OR p LIKE '%default') ORDER BY p;
+SELECT action, partition, rows FROM audit_trail.apply_retention(keep => '1 year', archive => false) ORDER BY 2;
+SELECT * FROM audit_trail.verify();
+-- February 2020, archived.
+SELECT audit_trail._create_partition('2020-02-01', '2020-03-01') IS NOT NULL AS feb;
+INSERT INTO audit_trail.events (occurred_at, action, actor, db_user)
+SELECT d, 'OLD', 'x', 'x' FROM unnest('{2020-02-10,2020-02-20,2020-02-25}'::timestamptz[]) d;
+SELECT min(id) AS f0 FROM audit_trail.events WHERE occurred_at >= '2020-02-01' AND action = 'OLD' \gset
+SELECT events FROM audit_trail.seal();
+SELECT action, partition, rows FROM audit_trail.apply_retention(keep => '1 year', archive => true) ORDER BY 2;
+SELECT * FROM audit_trail.verify();
+SELECT partition, action, events FROM audit_trail.removed_partitions ORDER BY removed_at, partition;
+-- An archive tampered with by a superuser: served by archived_events, so
+-- verified too (changed, removed, added, and forged outside every window).
+UPDATE pg_trigger SET tgenabled = 'D' WHERE tgname IN ('audit_trail_guard', 'audit_trail_guard_row');
+\c
+SET client_min_messages = warning;
+CREATE TEMP TABLE kept AS SELECT * FROM audit_trail_archive.events_p20200201 WHERE id = :f0 + 1;
+UPDATE audit_trail_archive.events_p20200201 SET actor = 'mallory' WHERE id = :f0;
+DELETE FROM audit_trail_archive.events_p20200201 WHERE id = :f0 + 1;
+INSERT INTO audit_trail_archive.events_p20200201 (id, occurred_at, txid, action, actor, db_user)
+SELECT :f0 + 100, '2020-02-26', txid, 'FORGED', 'mallory', 'x' FROM audit_trail_archive.events_p20200201 WHERE id = :f0;
+INSERT INTO audit_trail_archive.events_p20200201 (id, occurred_at, txid, action, actor, db_user)
+VALUES (:f0 + 101, '2020-02-27', 0, 'FORGED', 'mallory', 'x');
+SELECT seal_id, event_id - :f0 AS event, regexp_replace(problem, ':.*', '') AS problem FROM audit_trail.verify() ORDER BY 2;
+-- Through archived_events, as a reader sees the archive now.
+SELECT id - :f0 AS event, action, actor FROM audit_trail.archived_events ORDER BY id;
+UPDATE audit_trail_archive.events_p20200201 SET actor = 'x' WHERE id = :f0;
+INSERT INTO audit_trail_archive.events_p20200201 SELECT * FROM kept;
+DELETE FROM audit_trail_archive.events_p20200201 WHERE id >= :f0 + 100;
+SELECT count(*) AS put_back FROM audit_trail.verify();
+-- A deletion dressed up as retention: removal records added by hand for a
+-- sealed event of this month (its partition is still there and its range
+-- not over; a partition that never was, over the event's own moment; the
+-- default partition, which did not hold it) do not excuse it.
+SELECT id AS live FROM audit_trail.events WHERE entity_type = 'public.ret_t' AND entity_id = '2' \gset
+INSERT INTO audit_trail.removed_partitions (partition, range_start, range_end, ids, events, action)
+SELECT b.partition::text, b.range_start, b.range_end, int8multirange(int8range(:live, :live, '[]')), 1, 'dropped'
+FROM audit_trail._partition_bounds() b, audit_trail.events e WHERE e.id = :live AND e.occurred_at <@ tstzrange(b.range_start, b.range_end);
+INSERT INTO audit_trail.removed_partitions (partition, range_start, range_end, ids, events, action, removed_at)
+SELECT 'audit_trail.events_gone', occurred_at, occurred_at + interval '1 microsecond',
+       int8multirange(int8range(:live, :live, '[]')), 1, 'dropped', occurred_at + interval '1 second'
+FROM audit_trail.events WHERE id = :live;
+INSERT INTO audit_trail.removed_partitions (partition, range_start, range_end, ids, events, action)
+VALUES ('audit_trail.events_default', NULL, now(), int8multirange(int8range(:live, :live, '[]')), 1, 'trimmed');
+DELETE FROM audit_trail.events WHERE id = :live;
+SELECT seal_id, event_id = :live AS the_live_event, problem FROM audit_trail.verify();
+-- The archive dropped by archive_retention: recorded, and its sealed
+-- events are gone by retention.
+SET audit_trail.archive_retention = '1 year';
+SELECT action, partition, rows FROM audit_trail.apply_retention(keep => '1 year', archive => true) ORDER BY 2;
+SELECT partition, action, events FROM audit_trail.removed_partitions WHERE partition LIKE 'audit_trail_archive.%';
+SELECT seal_id, event_id = :live AS the_live_event, problem FROM audit_trail.verify();
+-- feed_origin.restored moved (it bounds which events seals take): seen.
+UPDATE pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'audit_trail.feed_origin'::regclass;
+\c
+UPDATE audit_trail.feed_origin SET restored = now() - interval '1 hour';
+SELECT problem FROM audit_trail.verify() WHERE problem LIKE 'audit_trail.feed_origin%';
+\c :home
+DROP DATABASE seal_retention;
