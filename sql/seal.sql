@@ -84,6 +84,9 @@ SELECT audit_trail._guard_table('audit_trail.removed_partitions');
 -- Where this database's transaction ids begin: made by the install script
 -- (a restore makes its own), never changed; seals record it.
 SELECT audit_trail._guard_table('audit_trail.feed_origin');
+-- The parent of every archive: an UPDATE or DELETE through it would fire no
+-- archive's statement guard.
+SELECT audit_trail._guard_table('audit_trail._archived');
 
 -- Who may seal: the owner of the log (or a member of its role) and
 -- superusers, as for maintain().
@@ -109,11 +112,12 @@ DECLARE
     t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['audit_trail.events', 'audit_trail.seal_chain', 'audit_trail.sealed_events',
-                             'audit_trail.removed_partitions', 'audit_trail._archived'] LOOP
+                             'audit_trail.removed_partitions', 'audit_trail._archived',
+                             'audit_trail.archived_partitions'] LOOP
         IF NOT has_table_privilege(t, 'SELECT') THEN
             RAISE EXCEPTION 'permission denied to verify the audit trail: SELECT on % is needed', t
                 USING ERRCODE = 'insufficient_privilege',
-                      HINT = 'GRANT SELECT ON audit_trail.events, audit_trail.seal_chain, audit_trail.sealed_events, audit_trail.removed_partitions, audit_trail._archived to the auditor (_archived: every archived partition).';
+                      HINT = 'GRANT SELECT ON audit_trail.events, audit_trail.seal_chain, audit_trail.sealed_events, audit_trail.removed_partitions, audit_trail._archived, audit_trail.archived_partitions to the auditor (_archived: every archived partition).';
         END IF;
     END LOOP;
 END
@@ -131,67 +135,123 @@ AS $$
                                    ARRAY(SELECT upper(u.x) FROM unnest(s.ranges) WITH ORDINALITY u(x, n) ORDER BY u.n))
 $$;
 
+-- Whether an event whose id is in ids is in the log or in an archive, read
+-- through the (id) index of each partition and archive.
+CREATE FUNCTION audit_trail._ids_present(ids int8multirange) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM unnest(ids) g(rg), audit_trail.events e
+                   WHERE e.id >= lower(g.rg) AND e.id < upper(g.rg))
+        OR EXISTS (SELECT 1 FROM unnest(ids) g(rg), audit_trail._archived e
+                   WHERE e.id >= lower(g.rg) AND e.id < upper(g.rg))
+$$;
+
 -- Whether retention removed event event_id of seal s, which is gone:
 -- whether a record of audit_trail.removed_partitions names it and fits what
 -- retention does and what the seal recorded. Retention removes a time
 -- partition (dropped, or archived: its events then are read in the archive,
 -- so a format 2 seal does not excuse them by that record) or an archive
 -- (dropped) once its whole range is past, or trims the default partition
--- below a cutoff; and it records that as it happens. So the record must say
--- the range ended before the removal, and the removal is not in the future;
--- a dropped partition must be gone, neither a partition of the log nor an
--- archive, and no partition of the log may hold its range now; and, for a
--- format 2 seal, the event's occurred_at as sealed (at) must be in the
--- removed range, a range of a partition that held the seal's events (or
--- below the cutoff of a trim of the default partition and in none of those
--- ranges, and no older event of the default partition captured before the
--- trim may be left).
--- A format 1 seal (0.5.0) recorded no times nor exact partitions: the id,
--- and what the catalog says, is all that is checked (README "Sealing the
--- trail", limits).
-CREATE FUNCTION audit_trail._removed_by_retention(s audit_trail.seal_chain, event_id bigint, at timestamptz)
+-- below a cutoff, in that order, whole, and records that as it happens.
+-- What a record must fit by itself is _removal_fits (verify() reads the
+-- records that do once, into fits); here, what concerns the event:
+--  * format 2: no record that archived it names an event still in the log
+--    or an archive (kept: their ids): a range goes whole (a format 1 seal's
+--    archived events are not read in the archive: their record excuses
+--    them, as in 0.5.0);
+--  * for a format 2 seal, the event's occurred_at as sealed (at) is in the
+--    removed range, a range of a partition that held the seal's events (or,
+--    for an event the default partition held, which a partition made later
+--    for its time takes in, any range), or, for a trim, below the cutoff
+--    and in none of those ranges.
+-- A format 1 seal (0.5.0) recorded no times nor exact partitions: its
+-- checks are those that need neither. Ranges are read as [lower, upper),
+-- as partitions have them, whatever a stored range says (README "Sealing
+-- the trail", limits).
+CREATE FUNCTION audit_trail._removed_by_retention(s audit_trail.seal_chain, event_id bigint, at timestamptz,
+                                                 fits audit_trail.removed_partitions[], kept int8multirange)
 RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT EXISTS (
+    WITH held AS (SELECT tstzrange(lower(x), upper(x)) AS x FROM unnest(s.ranges) u(x) WHERE x IS NOT NULL)
+    SELECT (s.format = 1 OR NOT coalesce(kept @> event_id, false)) AND EXISTS (
         SELECT 1
-        FROM audit_trail.removed_partitions r
+        FROM unnest(fits) r
+        CROSS JOIN LATERAL (SELECT tstzrange(r.range_start, r.range_end) AS span) g
         WHERE r.ids @> event_id
-          AND r.range_end <= r.removed_at AND r.removed_at <= now()
           AND CASE r.action
               WHEN 'trimmed' THEN
-                  r.partition = 'audit_trail.events_default'
-                  -- a trim takes every event of the default partition older
-                  -- than its cutoff that was captured before it
-                  -- (read through the log: a verifier may read it, not
-                  -- necessarily its partitions)
-                  AND NOT EXISTS (SELECT 1 FROM audit_trail.events d
-                                  WHERE d.tableoid = 'audit_trail.events_default'::regclass
-                                    AND d.occurred_at < r.range_end AND d.id < upper(r.ids))
-                  -- and the event was in the default partition: in none of
-                  -- the ranges of the partitions that held the seal's events
-                  AND (s.format = 1 OR ('audit_trail.events_default' = ANY (s.partitions) AND at < r.range_end
-                                        AND NOT EXISTS (SELECT 1 FROM unnest(s.ranges) x WHERE at <@ x)))
+                  s.format = 1 OR ('audit_trail.events_default' = ANY (s.partitions) AND at < r.range_end
+                                   AND NOT EXISTS (SELECT 1 FROM held WHERE at <@ held.x))
               WHEN 'dropped' THEN
-                  NOT EXISTS (SELECT 1 FROM pg_inherits i
-                              WHERE i.inhrelid = to_regclass(r.partition)
-                                AND i.inhparent IN ('audit_trail.events'::regclass, 'audit_trail._archived'::regclass))
-                  AND NOT EXISTS (SELECT 1 FROM audit_trail._partition_bounds() b
-                                  WHERE tstzrange(b.range_start, b.range_end) && tstzrange(r.range_start, r.range_end))
-                  AND (s.format = 1 OR (tstzrange(r.range_start, r.range_end) = ANY (s.ranges)
-                                        AND at <@ tstzrange(r.range_start, r.range_end)))
-              WHEN 'archived' THEN
-                  s.format = 1
-                  AND NOT EXISTS (SELECT 1 FROM pg_inherits i
-                                  WHERE i.inhrelid = to_regclass(r.partition) AND i.inhparent = 'audit_trail.events'::regclass)
+                  s.format = 1 OR (at <@ g.span
+                                   AND (g.span IN (SELECT x FROM held)
+                                        -- an event of the default partition moves to the
+                                        -- partition made for its time (_create_partition)
+                                        OR ('audit_trail.events_default' = ANY (s.partitions)
+                                            AND NOT EXISTS (SELECT 1 FROM held WHERE at <@ held.x))))
+              WHEN 'archived' THEN s.format = 1
               ELSE false
           END)
+$$;
+
+-- Whether a removal record fits what retention does, by itself:
+--  * its range ended before the removal, which is not in the future;
+--  * no event it names is in the log or in an archive (a range goes whole);
+--  * dropped: the partition or archive is gone (its name is neither a
+--    partition of the log nor an archive); no partition of the log and no
+--    archive retention made (archived_partitions) holds its range; no event
+--    of the default partition captured before it is older than its end
+--    (the same run would have trimmed it);
+--  * trimmed: the default partition; no event of it older than the cutoff
+--    captured before the trim, and no partition of the log whose range
+--    ended by the cutoff (the same run would have removed it);
+--  * archived: the partition is no longer one of the log.
+-- Relations are compared by name as regclass prints them here (qualified:
+-- search_path is pg_catalog), never looked up by name: a verifier need not
+-- have USAGE on audit_trail_archive.
+CREATE FUNCTION audit_trail._removal_fits(r audit_trail.removed_partitions) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT r.range_end <= r.removed_at AND r.removed_at <= now()
+       AND (r.action = 'archived' OR NOT audit_trail._ids_present(r.ids))
+       AND CASE r.action
+           WHEN 'trimmed' THEN
+               r.partition = 'audit_trail.events_default'
+               -- (read through the log: a verifier may read it, not
+               -- necessarily its partitions)
+               AND NOT EXISTS (SELECT 1 FROM audit_trail.events d
+                               WHERE d.tableoid = 'audit_trail.events_default'::regclass
+                                 AND d.occurred_at < r.range_end AND d.id < upper(r.ids))
+               AND NOT EXISTS (SELECT 1 FROM audit_trail._partition_bounds() b WHERE b.range_end <= r.range_end)
+           WHEN 'dropped' THEN
+               NOT EXISTS (SELECT 1 FROM pg_inherits i
+                           WHERE i.inhrelid::regclass::text = r.partition
+                             AND i.inhparent IN ('audit_trail.events'::regclass, 'audit_trail._archived'::regclass))
+               AND NOT EXISTS (SELECT 1 FROM audit_trail._partition_bounds() b
+                               WHERE tstzrange(b.range_start, b.range_end) && tstzrange(r.range_start, r.range_end))
+               AND NOT EXISTS (SELECT 1 FROM audit_trail.archived_partitions k
+                               JOIN pg_inherits i ON i.inhrelid = k.partition AND i.inhparent = 'audit_trail._archived'::regclass
+                               WHERE tstzrange(k.range_start, k.range_end) && tstzrange(r.range_start, r.range_end))
+               AND NOT EXISTS (SELECT 1 FROM audit_trail.events d
+                               WHERE d.tableoid = 'audit_trail.events_default'::regclass
+                                 AND d.occurred_at < r.range_end AND d.id < upper(r.ids))
+           WHEN 'archived' THEN
+               NOT EXISTS (SELECT 1 FROM pg_inherits i
+                           WHERE i.inhrelid::regclass::text = r.partition AND i.inhparent = 'audit_trail.events'::regclass)
+           ELSE false
+       END
 $$;
 
 CREATE FUNCTION audit_trail.seal() RETURNS TABLE(seal_id bigint, events bigint, root text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+-- Row-level security never hides a row from a seal or a verification: a
+-- policy that would is an error (42501) rather than a blind spot (README).
+SET row_security = off
 SET work_mem = '64MB'
 -- A seal's events are read whole (src/seal.rs leaves_query): the cheapest
 -- plan in total, not the fastest to a first row (index scans in id order).
@@ -252,6 +312,7 @@ CREATE FUNCTION audit_trail.verify(since timestamptz DEFAULT NULL)
 RETURNS TABLE(seal_id bigint, event_id bigint, problem text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET row_security = off
 SET work_mem = '64MB'
 -- A seal's events are read whole (src/seal.rs leaves_query): the cheapest
 -- plan in total, not the fastest to a first row (index scans in id order).
@@ -269,6 +330,11 @@ DECLARE
     token text := substring(audit_trail.feed_position() FROM '[^/]*$');
     current_restored timestamptz := (SELECT o.restored FROM audit_trail.feed_origin o);
     series_until timestamptz;
+    -- The removal records that fit retention, and the ids of the archived
+    -- ranges that are not gone whole; read when a sealed event is first
+    -- found missing.
+    fits audit_trail.removed_partitions[];
+    kept int8multirange;
 BEGIN
     PERFORM audit_trail._may_verify();
     IF since IS NOT NULL THEN
@@ -326,11 +392,16 @@ BEGIN
                 RETURN NEXT;
             END IF;
         END LOOP;
+        IF cardinality(missing) > 0 AND fits IS NULL THEN
+            fits := ARRAY(SELECT r FROM audit_trail.removed_partitions r WHERE audit_trail._removal_fits(r));
+            kept := (SELECT coalesce(range_agg(a.ids), '{}') FROM audit_trail.removed_partitions a
+                     WHERE a.action = 'archived' AND audit_trail._ids_present(a.ids));
+        END IF;
         FOR v IN
             SELECT m.id, EXISTS (SELECT 1 FROM audit_trail.events e WHERE e.id = m.id)
                          OR (s.format >= 2 AND EXISTS (SELECT 1 FROM audit_trail._archived a WHERE a.id = m.id)) AS present
             FROM unnest(missing, missing_at) m(id, at)
-            WHERE NOT audit_trail._removed_by_retention(s, m.id, m.at)
+            WHERE NOT audit_trail._removed_by_retention(s, m.id, m.at, fits, kept)
             ORDER BY m.id
         LOOP
             event_id := v.id;
@@ -345,7 +416,7 @@ BEGIN
             CONTINUE WHEN part = ANY (reported) OR part = 'audit_trail._archived';
             IF NOT EXISTS (SELECT 1 FROM pg_inherits i
                            WHERE i.inhparent IN ('audit_trail.events'::regclass, 'audit_trail._archived'::regclass)
-                             AND i.inhrelid = to_regclass(part))
+                             AND i.inhrelid::regclass::text = part)
                AND NOT EXISTS (SELECT 1 FROM audit_trail.removed_partitions r WHERE r.partition = part) THEN
                 problem := format('partition %s is missing: not removed by retention', part);
                 reported := reported || part;
@@ -392,8 +463,9 @@ BEGIN
             FROM (SELECT l.id, l.txid, l.occurred_at FROM audit_trail.events l
                   UNION ALL
                   SELECT a.id, a.txid, a.occurred_at FROM audit_trail._archived a) e
-            WHERE (e.txid < 3 OR e.txid >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint)
-              AND e.occurred_at >= current_restored
+            WHERE (e.txid < 3
+                   OR (e.txid >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint
+                       AND e.occurred_at >= current_restored))
               AND e.txid IS DISTINCT FROM pg_current_xact_id_if_assigned()::text::bigint
             ORDER BY e.id
         LOOP
@@ -414,7 +486,9 @@ BEGIN
                                   WHERE c.series_start = l.series_start AND c.seal_id > l.seal_id)
             )
             SELECT e.id, w.last_seal
-            FROM audit_trail.events e
+            FROM (SELECT l.id, l.txid, l.occurred_at FROM audit_trail.events l
+                  UNION ALL
+                  SELECT a.id, a.txid, a.occurred_at FROM audit_trail._archived a) e
             LEFT JOIN series w ON e.occurred_at >= w.from_at AND e.occurred_at < w.until_at
             WHERE e.occurred_at < current_restored
               AND (w.last_seal IS NULL OR NOT pg_visible_in_snapshot(e.txid::text::xid8, w.last_snapshot))
@@ -429,6 +503,19 @@ BEGIN
                             'committed between that seal and the dump, otherwise forged', v.last_seal) END;
             RETURN NEXT;
         END LOOP;
+        -- Archives retention did not make: a table made a child of
+        -- audit_trail._archived by hand is served by archived_events.
+        FOR v IN
+            SELECT i.inhrelid::regclass::text AS archive FROM pg_inherits i
+            WHERE i.inhparent = 'audit_trail._archived'::regclass
+              AND NOT EXISTS (SELECT 1 FROM audit_trail.archived_partitions k WHERE k.partition = i.inhrelid)
+            ORDER BY 1
+        LOOP
+            event_id := NULL;
+            problem := format('archive %s is not one retention made (not in audit_trail.archived_partitions), '
+                              'yet archived_events serves its rows', v.archive);
+            RETURN NEXT;
+        END LOOP;
     END IF;
 END
 $$;
@@ -437,6 +524,7 @@ $$;
 CREATE FUNCTION audit_trail.checkpoint() RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET row_security = off
 AS $$
 DECLARE
     s record;
@@ -459,6 +547,7 @@ CREATE FUNCTION audit_trail.verify_checkpoint(note text, public_key text DEFAULT
 RETURNS TABLE(seal_id bigint, problem text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET row_security = off
 AS $$
 DECLARE
     n record;

@@ -57,7 +57,11 @@ SELECT count(*) FROM audit_trail.apply_retention(keep => '90 days', archive => t
 SQL
 expect_eq "archived by retention, recorded" "$(sql -c "SELECT partition || ' ' || action || ' ' || events FROM audit_trail.removed_partitions")" \
   "audit_trail.events_p20200101 archived 10"
-expect_eq "retention is no tampering" "$(sql -c "SELECT count(*) FROM audit_trail.verify()")" 0
+# Retention is no tampering; the ten events written by hand with a time
+# before this database's origin are reported (in the log before, in the
+# archive now: format 2 seals read archives), and nothing else.
+expect_eq "retention is no tampering" \
+  "$(sql -c "SELECT count(*) FILTER (WHERE seal_id IS NOT NULL OR event_id IS NULL) || ' ' || count(*) FILTER (WHERE problem LIKE 'not sealed: older than this database''s origin%') FROM audit_trail.verify()")" "0 10"
 sql -c "SELECT count(*) FROM audit_trail.seal()" >/dev/null
 
 # The partition holding the sealed events, detached, edited and attached
@@ -76,7 +80,7 @@ UPDATE $part SET after = '{"id": 2, "v": 999}' WHERE id = $edited;
 ALTER TABLE audit_trail.events ATTACH PARTITION $part $bounds;
 SQL
 expect_eq "detached-and-edited partition reported" \
-  "$(sql -c "SELECT string_agg(event_id || ' ' || problem, '; ') FROM audit_trail.verify()")" "$edited changed"
+  "$(sql -c "SELECT string_agg(event_id || ' ' || problem, '; ') FROM audit_trail.verify() WHERE seal_id IS NOT NULL")" "$edited changed"
 
 # The same partition dropped: every sealed event in it, and the partition.
 n_in=$(sql -c "SELECT count(*) FROM $part")

@@ -154,7 +154,7 @@ SET ROLE seal_auditor;
 SELECT count(*) FROM audit_trail.verify();
 \set VERBOSITY default
 RESET ROLE;
-GRANT SELECT ON audit_trail._archived TO seal_auditor;
+GRANT SELECT ON audit_trail._archived, audit_trail.archived_partitions TO seal_auditor;
 SET ROLE seal_nobody;
 \set VERBOSITY sqlstate
 SELECT * FROM audit_trail.seal();
@@ -168,8 +168,20 @@ SELECT * FROM audit_trail.seal();
 SELECT count(*) AS problems FROM audit_trail.verify();
 SELECT count(*) > 0 AS seals_seen FROM audit_trail.seals;
 RESET ROLE;
+-- Row-level security cannot blind a verifier: a policy that would hide
+-- rows of the log from it makes verify() fail (42501), not look clean.
+ALTER TABLE audit_trail.events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY seal_hide ON audit_trail.events USING (current_user <> 'seal_auditor');
+SET ROLE seal_auditor;
+\set VERBOSITY sqlstate
+SELECT count(*) FROM audit_trail.verify();
+SELECT count(*) FROM audit_trail.verify(now() - interval '1 hour');
+\set VERBOSITY default
+RESET ROLE;
+DROP POLICY seal_hide ON audit_trail.events;
+ALTER TABLE audit_trail.events DISABLE ROW LEVEL SECURITY;
 REVOKE ALL ON audit_trail.events, audit_trail.seal_chain, audit_trail.sealed_events,
-              audit_trail.removed_partitions, audit_trail._archived FROM seal_auditor;
+              audit_trail.removed_partitions, audit_trail._archived, audit_trail.archived_partitions FROM seal_auditor;
 DROP ROLE seal_nobody;
 DROP ROLE seal_auditor;
 
@@ -204,13 +216,16 @@ SELECT count(*) > 0 AS premade FROM audit_trail.maintain();
 CREATE TABLE ret_t (id int PRIMARY KEY, v text);
 SELECT audit_trail.enable('ret_t');
 INSERT INTO ret_t SELECT g, 'v' || g FROM generate_series(1, 3) g;
--- January 2020 (dropped below) and two events before any partition (in the
--- default partition, trimmed below).
+-- January 2020 (dropped below) and three events before any partition (in
+-- the default partition: two trimmed below; one, of March 2019, moved into
+-- the partition then made for its month, and dropped with it).
 SELECT audit_trail._create_partition('2020-01-01', '2020-02-01') IS NOT NULL AS jan;
 INSERT INTO audit_trail.events (occurred_at, action, actor, db_user)
-SELECT d, 'OLD', 'x', 'x' FROM unnest('{2020-01-10,2020-01-20,2019-06-01,2019-06-02}'::timestamptz[]) d;
+SELECT d, 'OLD', 'x', 'x' FROM unnest('{2020-01-10,2020-01-20,2019-06-01,2019-06-02,2019-03-10}'::timestamptz[]) d;
 SELECT min(id) AS o0 FROM audit_trail.events WHERE action = 'OLD' \gset
-SELECT events >= 7 AS sealed FROM audit_trail.seal();
+SELECT events >= 8 AS sealed FROM audit_trail.seal();
+SELECT audit_trail._create_partition('2019-03-01', '2019-04-01') IS NOT NULL AS mar;
+SELECT count(*) AS left_in_default FROM audit_trail.events_default;
 -- Format 2: the seal names the partitions that held its events, with
 -- their ranges (the default one has none).
 SELECT format, p, r FROM audit_trail.seal_chain c, unnest(c.partitions, c.ranges) u(p, r)
@@ -226,6 +241,11 @@ SELECT events FROM audit_trail.seal();
 SELECT action, partition, rows FROM audit_trail.apply_retention(keep => '1 year', archive => true) ORDER BY 2;
 SELECT * FROM audit_trail.verify();
 SELECT partition, action, events FROM audit_trail.removed_partitions ORDER BY removed_at, partition;
+-- The archives are append-only, through their parent too.
+\set VERBOSITY terse
+DELETE FROM audit_trail._archived WHERE id = :f0;
+UPDATE audit_trail._archived SET actor = 'mallory' WHERE id = :f0;
+\set VERBOSITY default
 -- An archive tampered with by a superuser: served by archived_events, so
 -- verified too (changed, removed, added, and forged outside every window).
 UPDATE pg_trigger SET tgenabled = 'D' WHERE tgname IN ('audit_trail_guard', 'audit_trail_guard_row');
@@ -244,6 +264,22 @@ SELECT id - :f0 AS event, action, actor FROM audit_trail.archived_events ORDER B
 UPDATE audit_trail_archive.events_p20200201 SET actor = 'x' WHERE id = :f0;
 INSERT INTO audit_trail_archive.events_p20200201 SELECT * FROM kept;
 DELETE FROM audit_trail_archive.events_p20200201 WHERE id >= :f0 + 100;
+SELECT count(*) AS put_back FROM audit_trail.verify();
+-- An event deleted from an archive that is still there, with a removal
+-- record forged under the partition's old name and range: still removed.
+INSERT INTO audit_trail.removed_partitions (partition, range_start, range_end, ids, events, action)
+VALUES ('audit_trail.events_p20200201', '2020-02-01', '2020-03-01', int8multirange(int8range(:f0 + 1, :f0 + 1, '[]')), 1, 'dropped');
+DELETE FROM audit_trail_archive.events_p20200201 WHERE id = :f0 + 1;
+SELECT seal_id, event_id - :f0 AS event, problem FROM audit_trail.verify();
+INSERT INTO audit_trail_archive.events_p20200201 SELECT * FROM kept;
+-- A forged event with txid 0 in an archive made by hand: both reported.
+CREATE TABLE public.events_handmade (LIKE audit_trail._archived);
+ALTER TABLE public.events_handmade INHERIT audit_trail._archived;
+INSERT INTO public.events_handmade (id, occurred_at, txid, action, actor, db_user)
+VALUES (:f0 + 200, '2019-12-01', 0, 'FORGED', 'mallory', 'x');
+SELECT seal_id, event_id - :f0 AS event, regexp_replace(problem, ':.*', '') AS problem FROM audit_trail.verify() ORDER BY 2, 3;
+ALTER TABLE public.events_handmade NO INHERIT audit_trail._archived;
+DROP TABLE public.events_handmade;
 SELECT count(*) AS put_back FROM audit_trail.verify();
 -- A deletion dressed up as retention: removal records added by hand for a
 -- sealed event of this month (its partition is still there and its range
