@@ -122,6 +122,23 @@ VOLATILE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'verify_batch_wrapper';
 
+-- new
+CREATE FUNCTION audit_trail._record_removal(rel regclass, range_start timestamptz, range_end timestamptz, action text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+    ids int8multirange;
+BEGIN
+    EXECUTE format('SELECT count(*), coalesce(range_agg(int8range(id, id, ''[]'')), ''{}'') FROM %s', rel) INTO n, ids;
+    INSERT INTO audit_trail.removed_partitions (partition, range_start, range_end, ids, events, action)
+    VALUES (rel::text, range_start, range_end, ids, n, action);
+    RETURN n;
+END
+$$;
+
 -- changed
 CREATE OR REPLACE FUNCTION audit_trail._apply_retention(keep interval, archive boolean)
 RETURNS TABLE(action text, partition text, rows bigint)
@@ -150,12 +167,8 @@ BEGIN
             WHERE b.range_end <= cutoff
             ORDER BY b.range_start
         LOOP
-            -- What it holds is recorded first, so that verify() tells
-            -- retention from tampering (sql/seal.sql).
-            EXECUTE format('SELECT count(*), coalesce(range_agg(int8range(id, id, ''[]'')), ''{}'') FROM %s', p.partition)
-                INTO n, ids;
-            INSERT INTO audit_trail.removed_partitions (partition, range_start, range_end, ids, events, action)
-            VALUES (p.partition::text, p.range_start, p.range_end, ids, n, CASE WHEN archive THEN 'archived' ELSE 'dropped' END);
+            n := audit_trail._record_removal(p.partition, p.range_start, p.range_end,
+                                             CASE WHEN archive THEN 'archived' ELSE 'dropped' END);
             IF archive THEN
                 EXECUTE format('ALTER TABLE audit_trail.events DETACH PARTITION %s', p.partition);
                 target := (SELECT relname FROM pg_class WHERE oid = p.partition);
@@ -203,10 +216,7 @@ BEGIN
         LOOP
             -- Recorded as for a partition of the log: the archive's events
             -- were sealed, and are gone by retention.
-            EXECUTE format('SELECT count(*), coalesce(range_agg(int8range(id, id, ''[]'')), ''{}'') FROM %s', p.partition)
-                INTO n, ids;
-            INSERT INTO audit_trail.removed_partitions (partition, range_start, range_end, ids, events, action)
-            VALUES (p.partition::text, p.range_start, p.range_end, ids, n, 'dropped');
+            n := audit_trail._record_removal(p.partition, p.range_start, p.range_end, 'dropped');
             partition := p.partition::text;
             DELETE FROM audit_trail.archived_partitions a WHERE a.partition = p.partition;
             PERFORM audit_trail._retention_drop(p.partition);
@@ -295,15 +305,16 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT r.range_end <= r.removed_at AND r.removed_at <= now()
-       AND (r.action = 'archived' OR NOT audit_trail._ids_present(r.ids))
+       AND (r.action = 'archived'
+            OR (NOT audit_trail._ids_present(r.ids)
+                -- (the default partition read through the log: a verifier
+                -- may read it, not necessarily its partitions)
+                AND NOT EXISTS (SELECT 1 FROM audit_trail.events d
+                                WHERE d.tableoid = 'audit_trail.events_default'::regclass
+                                  AND d.occurred_at < r.range_end AND d.id < upper(r.ids))))
        AND CASE r.action
            WHEN 'trimmed' THEN
                r.partition = 'audit_trail.events_default'
-               -- (read through the log: a verifier may read it, not
-               -- necessarily its partitions)
-               AND NOT EXISTS (SELECT 1 FROM audit_trail.events d
-                               WHERE d.tableoid = 'audit_trail.events_default'::regclass
-                                 AND d.occurred_at < r.range_end AND d.id < upper(r.ids))
                AND NOT EXISTS (SELECT 1 FROM audit_trail._partition_bounds() b WHERE b.range_end <= r.range_end)
            WHEN 'dropped' THEN
                NOT EXISTS (SELECT 1 FROM pg_inherits i
@@ -314,9 +325,6 @@ AS $$
                AND NOT EXISTS (SELECT 1 FROM audit_trail.archived_partitions k
                                JOIN pg_inherits i ON i.inhrelid = k.partition AND i.inhparent = 'audit_trail._archived'::regclass
                                WHERE tstzrange(k.range_start, k.range_end) && tstzrange(r.range_start, r.range_end))
-               AND NOT EXISTS (SELECT 1 FROM audit_trail.events d
-                               WHERE d.tableoid = 'audit_trail.events_default'::regclass
-                                 AND d.occurred_at < r.range_end AND d.id < upper(r.ids))
            WHEN 'archived' THEN
                NOT EXISTS (SELECT 1 FROM pg_inherits i
                            WHERE i.inhrelid::regclass::text = r.partition AND i.inhparent = 'audit_trail.events'::regclass)
@@ -342,10 +350,8 @@ DECLARE
     since text;
     id bigint;
     r record;
-    at timestamptz;
-    chained bytea;
+    made audit_trail.seal_chain;
     token text;
-    restored timestamptz;
 BEGIN
     PERFORM audit_trail._may_seal();
     -- One seal at a time: a lock no writer of events takes, that conflicts
@@ -371,18 +377,16 @@ BEGIN
     IF r.events = 0 THEN
         RETURN;  -- nothing committed since the last seal: no seal
     END IF;
-    at := clock_timestamp();
-    restored := (SELECT o.restored FROM audit_trail.feed_origin o);
-    chained := audit_trail._chain_root(2::smallint, last.root, id, at, r.events, r.tree_root, pos, restored, r.times_root,
-                                       r.partitions, r.range_starts, r.range_ends);
-    INSERT INTO audit_trail.seal_chain
-    VALUES (id, at, r.events, r.tree_root, chained, last.root, pos, since, r.first_id, r.last_id, r.partitions,
-            2, restored, r.times_root,
-            ARRAY(SELECT CASE WHEN u.s IS NOT NULL THEN tstzrange(u.s, u.e) END
-                  FROM unnest(r.range_starts, r.range_ends) WITH ORDINALITY u(s, e, n) ORDER BY u.n));
+    made := ROW(id, clock_timestamp(), r.events, r.tree_root, NULL, last.root, pos, since, r.first_id, r.last_id,
+                r.partitions, 2, (SELECT o.restored FROM audit_trail.feed_origin o), r.times_root,
+                ARRAY(SELECT CASE WHEN u.s IS NOT NULL THEN tstzrange(u.s, u.e) END
+                      FROM unnest(r.range_starts, r.range_ends) WITH ORDINALITY u(s, e, n) ORDER BY u.n));
+    -- The root as verify() computes it, from the row as stored.
+    made.root := audit_trail._seal_root_of(made);
+    INSERT INTO audit_trail.seal_chain SELECT made.*;
     seal_id := id;
     events := r.events;
-    root := audit_trail._hex(chained);
+    root := audit_trail._hex(made.root);
     RETURN NEXT;
 END
 $$;

@@ -44,6 +44,25 @@ BEGIN
 END
 $$;
 
+-- Records, before retention removes it, what a partition or an archive
+-- holds (the ids as runs), so that verify() tells retention from tampering
+-- (sql/seal.sql); returns how many events.
+CREATE FUNCTION audit_trail._record_removal(rel regclass, range_start timestamptz, range_end timestamptz, action text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+    ids int8multirange;
+BEGIN
+    EXECUTE format('SELECT count(*), coalesce(range_agg(int8range(id, id, ''[]'')), ''{}'') FROM %s', rel) INTO n, ids;
+    INSERT INTO audit_trail.removed_partitions (partition, range_start, range_end, ids, events, action)
+    VALUES (rel::text, range_start, range_end, ids, n, action);
+    RETURN n;
+END
+$$;
+
 -- The work of apply_retention, unrecorded: maintain() and apply_retention()
 -- each record what it did in their own event.
 --
@@ -77,12 +96,8 @@ BEGIN
             WHERE b.range_end <= cutoff
             ORDER BY b.range_start
         LOOP
-            -- What it holds is recorded first, so that verify() tells
-            -- retention from tampering (sql/seal.sql).
-            EXECUTE format('SELECT count(*), coalesce(range_agg(int8range(id, id, ''[]'')), ''{}'') FROM %s', p.partition)
-                INTO n, ids;
-            INSERT INTO audit_trail.removed_partitions (partition, range_start, range_end, ids, events, action)
-            VALUES (p.partition::text, p.range_start, p.range_end, ids, n, CASE WHEN archive THEN 'archived' ELSE 'dropped' END);
+            n := audit_trail._record_removal(p.partition, p.range_start, p.range_end,
+                                             CASE WHEN archive THEN 'archived' ELSE 'dropped' END);
             IF archive THEN
                 EXECUTE format('ALTER TABLE audit_trail.events DETACH PARTITION %s', p.partition);
                 target := (SELECT relname FROM pg_class WHERE oid = p.partition);
@@ -130,10 +145,7 @@ BEGIN
         LOOP
             -- Recorded as for a partition of the log: the archive's events
             -- were sealed, and are gone by retention.
-            EXECUTE format('SELECT count(*), coalesce(range_agg(int8range(id, id, ''[]'')), ''{}'') FROM %s', p.partition)
-                INTO n, ids;
-            INSERT INTO audit_trail.removed_partitions (partition, range_start, range_end, ids, events, action)
-            VALUES (p.partition::text, p.range_start, p.range_end, ids, n, 'dropped');
+            n := audit_trail._record_removal(p.partition, p.range_start, p.range_end, 'dropped');
             partition := p.partition::text;
             DELETE FROM audit_trail.archived_partitions a WHERE a.partition = p.partition;
             PERFORM audit_trail._retention_drop(p.partition);

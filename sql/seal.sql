@@ -217,15 +217,16 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT r.range_end <= r.removed_at AND r.removed_at <= now()
-       AND (r.action = 'archived' OR NOT audit_trail._ids_present(r.ids))
+       AND (r.action = 'archived'
+            OR (NOT audit_trail._ids_present(r.ids)
+                -- (the default partition read through the log: a verifier
+                -- may read it, not necessarily its partitions)
+                AND NOT EXISTS (SELECT 1 FROM audit_trail.events d
+                                WHERE d.tableoid = 'audit_trail.events_default'::regclass
+                                  AND d.occurred_at < r.range_end AND d.id < upper(r.ids))))
        AND CASE r.action
            WHEN 'trimmed' THEN
                r.partition = 'audit_trail.events_default'
-               -- (read through the log: a verifier may read it, not
-               -- necessarily its partitions)
-               AND NOT EXISTS (SELECT 1 FROM audit_trail.events d
-                               WHERE d.tableoid = 'audit_trail.events_default'::regclass
-                                 AND d.occurred_at < r.range_end AND d.id < upper(r.ids))
                AND NOT EXISTS (SELECT 1 FROM audit_trail._partition_bounds() b WHERE b.range_end <= r.range_end)
            WHEN 'dropped' THEN
                NOT EXISTS (SELECT 1 FROM pg_inherits i
@@ -236,9 +237,6 @@ AS $$
                AND NOT EXISTS (SELECT 1 FROM audit_trail.archived_partitions k
                                JOIN pg_inherits i ON i.inhrelid = k.partition AND i.inhparent = 'audit_trail._archived'::regclass
                                WHERE tstzrange(k.range_start, k.range_end) && tstzrange(r.range_start, r.range_end))
-               AND NOT EXISTS (SELECT 1 FROM audit_trail.events d
-                               WHERE d.tableoid = 'audit_trail.events_default'::regclass
-                                 AND d.occurred_at < r.range_end AND d.id < upper(r.ids))
            WHEN 'archived' THEN
                NOT EXISTS (SELECT 1 FROM pg_inherits i
                            WHERE i.inhrelid::regclass::text = r.partition AND i.inhparent = 'audit_trail.events'::regclass)
@@ -263,10 +261,8 @@ DECLARE
     since text;
     id bigint;
     r record;
-    at timestamptz;
-    chained bytea;
+    made audit_trail.seal_chain;
     token text;
-    restored timestamptz;
 BEGIN
     PERFORM audit_trail._may_seal();
     -- One seal at a time: a lock no writer of events takes, that conflicts
@@ -292,18 +288,16 @@ BEGIN
     IF r.events = 0 THEN
         RETURN;  -- nothing committed since the last seal: no seal
     END IF;
-    at := clock_timestamp();
-    restored := (SELECT o.restored FROM audit_trail.feed_origin o);
-    chained := audit_trail._chain_root(2::smallint, last.root, id, at, r.events, r.tree_root, pos, restored, r.times_root,
-                                       r.partitions, r.range_starts, r.range_ends);
-    INSERT INTO audit_trail.seal_chain
-    VALUES (id, at, r.events, r.tree_root, chained, last.root, pos, since, r.first_id, r.last_id, r.partitions,
-            2, restored, r.times_root,
-            ARRAY(SELECT CASE WHEN u.s IS NOT NULL THEN tstzrange(u.s, u.e) END
-                  FROM unnest(r.range_starts, r.range_ends) WITH ORDINALITY u(s, e, n) ORDER BY u.n));
+    made := ROW(id, clock_timestamp(), r.events, r.tree_root, NULL, last.root, pos, since, r.first_id, r.last_id,
+                r.partitions, 2, (SELECT o.restored FROM audit_trail.feed_origin o), r.times_root,
+                ARRAY(SELECT CASE WHEN u.s IS NOT NULL THEN tstzrange(u.s, u.e) END
+                      FROM unnest(r.range_starts, r.range_ends) WITH ORDINALITY u(s, e, n) ORDER BY u.n));
+    -- The root as verify() computes it, from the row as stored.
+    made.root := audit_trail._seal_root_of(made);
+    INSERT INTO audit_trail.seal_chain SELECT made.*;
     seal_id := id;
     events := r.events;
-    root := audit_trail._hex(chained);
+    root := audit_trail._hex(made.root);
     RETURN NEXT;
 END
 $$;
