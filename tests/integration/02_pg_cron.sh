@@ -15,8 +15,9 @@ SQL
 IT_DB=cron_db wait_for 130 t \
   "SELECT count(DISTINCT jobid) = 2 FROM cron.job_run_details WHERE status IN ('succeeded', 'failed')"
 sql_db cron_db -c "SELECT cron.unschedule('it-heartbeat'), cron.unschedule('audit-trail-maintain')" >/dev/null
+# Runs that ended (a run of the next minute may still be in progress).
 expect_eq "job statuses" \
-  "$(sql_db cron_db -c "SELECT string_agg(DISTINCT status, ',') FROM cron.job_run_details")" succeeded
+  "$(sql_db cron_db -c "SELECT string_agg(DISTINCT status, ',') FROM cron.job_run_details WHERE status IN ('succeeded', 'failed')")" succeeded
 expect_eq "actor of the job's change" \
   "$(sql_db cron_db -c "SELECT actor FROM audit_trail.events WHERE entity_type = 'public.heartbeat' ORDER BY id LIMIT 1")" System
 expect_eq "maintain's event" \

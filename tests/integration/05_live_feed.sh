@@ -13,7 +13,7 @@ SQL
 # last command to flush what arrived while waiting.
 sql -c "LISTEN audit_feed" -c "SELECT pg_sleep(4)" -c "SELECT 'done'" > "$IT_WORK/listener.out" 2>&1 &
 listener=$!
-sleep 1
+wait_running 'SELECT pg_sleep(4)'
 sql <<SQL
 BEGIN;
 SELECT audit_trail.set_context(actor => 'feed-tester', tenant => 'acme', service => 'billing', client_ip => '203.0.113.7');

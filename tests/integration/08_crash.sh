@@ -22,7 +22,7 @@ sql -c "SELECT pg_backend_pid()" -c "BEGIN" -c "INSERT INTO items (payload) SELE
     -c "SELECT pg_sleep(30)" > "$IT_WORK/doomed.out" 2>&1 &
 for _ in $(seq 1 50); do pid=$(head -1 "$IT_WORK/doomed.out" 2>/dev/null | grep -E '^[0-9]+$' || true); [ -n "$pid" ] && break; sleep 0.2; done
 [ -n "$pid" ] || fail "no backend pid"
-sleep 1
+wait_running 'SELECT pg_sleep(30)'
 kill -9 "$pid"
 wait || true
 wait_ready
@@ -33,7 +33,7 @@ expect_eq "SIGKILL: consistent" "$(consistent | grep -o '0 rows without event, 0
 # 2. Immediate shutdown while 4 clients insert.
 echo "INSERT INTO items (payload) VALUES ('load');" > "$IT_WORK/load.sql"
 pgbench -n -h 127.0.0.1 -p "$IT_PORT" -U postgres -c 4 -T 20 -f "$IT_WORK/load.sql" "$IT_DB" > "$IT_WORK/load.out" 2>&1 &
-sleep 3
+wait_for 30 t "SELECT count(*) > 100 FROM items WHERE payload = 'load'"
 as_pg_ctl() { if [ "$(id -un)" = postgres ]; then "$@"; else sudo -u postgres -- "$@"; fi; }
 as_pg_ctl "$BIN/pg_ctl" -D "$IT_DATA" -m immediate stop >/dev/null
 wait || true

@@ -9,7 +9,7 @@ INSERT INTO orders VALUES (1, 'new');
 SQL
 part=$(sql -c "SELECT partition FROM audit_trail.partitions WHERE now() >= range_start AND now() < range_end")
 sql -c "BEGIN" -c "LOCK TABLE $part IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(6)" -c "COMMIT" >/dev/null 2>&1 &
-sleep 1
+wait_running 'SELECT pg_sleep(6)'
 if out=$(sql -c "SET lock_timeout = '1s'" -c "UPDATE orders SET status = 'paid' WHERE id = 1" 2>&1); then
   fail "the update committed while its event could not be written"
 fi

@@ -19,7 +19,7 @@ p0=$(sql -c "SELECT audit_trail.feed_position()")
 # A: captures (takes the smaller id), then waits before committing.
 sql -c "BEGIN" -c "UPDATE acct SET note = 'A' WHERE id = 1" -c "SELECT pg_sleep(3)" -c "COMMIT" &
 a=$!
-sleep 1
+wait_running 'SELECT pg_sleep(3)'
 # B: captures later (a larger id) and commits first.
 sql -c "UPDATE acct SET note = 'B' WHERE id = 2"
 p1=$(sql -c "SELECT audit_trail.feed_position()")
@@ -39,7 +39,7 @@ echo "2. a position taken inside a transaction that has written (another commits
 sql -c "BEGIN" -c "UPDATE acct SET note = 'C' WHERE id = 3" -c "SELECT pg_sleep(2)" \
     -c "SELECT audit_trail.feed_position()" -c "COMMIT" > "$IT_WORK/own.out" &
 c=$!
-sleep 1
+wait_running 'SELECT pg_sleep(2)'
 sql -c "UPDATE acct SET note = 'D' WHERE id = 4"
 wait $c
 p_own=$(grep '/' "$IT_WORK/own.out" | tail -1)
@@ -124,7 +124,7 @@ echo "5. LISTEN: a wake-up per transaction, no event data for a role that cannot
 sql -c "ALTER DATABASE $IT_DB SET audit_trail.notify_channel = 'audit_wake'"
 sql_as feed_outsider -c "LISTEN audit_wake" -c "SELECT pg_sleep(3)" -c "SELECT 'done'" > "$IT_WORK/outsider.out" 2>&1 &
 listener=$!
-sleep 1
+wait_running 'SELECT pg_sleep(3)'
 sql -c "BEGIN" -c "SELECT audit_trail.set_context(actor => 'secret-actor@tenant-a')" \
     -c "UPDATE acct SET note = 'tenant-a-secret' WHERE id <= 3" -c "COMMIT"
 sql -c "UPDATE acct SET note = 'x' WHERE id = 10"
@@ -182,17 +182,17 @@ expect_eq "one of the runs found nothing left" \
 
 echo "6b. a window holds its events while a transaction that may add to it is open"
 sql -c "SELECT audit_trail.add_alert('pair', ARRAY['PAIR_EVT'], threshold => 2, within => '3 seconds')" >/dev/null
-# L logs at t=0 and commits at t=6; S logs at t=1 and commits at once; a
-# run at t=4 sees S only (L in flight), a run after L's commit sees L.
+# L logs at t=0 and commits at t=6; S logs just after and commits at once;
+# a run at t=3+ sees S only (L in flight), a run after L's commit sees L.
 sql -c "BEGIN" -c "SELECT audit_trail.log_event('PAIR_EVT') IS NOT NULL" -c "SELECT pg_sleep(6)" -c "COMMIT" >/dev/null &
 l=$!
-sleep 1
+wait_running 'SELECT pg_sleep(6)'
 sql -c "SELECT audit_trail.log_event('PAIR_EVT') IS NOT NULL" >/dev/null
 sleep 3
 run1=$(sql -c "SELECT count(*) FROM audit_trail.check_alerts() WHERE alert = 'pair'")
 wait $l
 run2=$(sql -c "SELECT string_agg(alert || ':' || events, ',') FROM audit_trail.check_alerts()")
-expect_eq "two events 1 s apart, one committed 6 s later: fired once, after both" "$run1|$run2" "0|pair:2"
+expect_eq "two events under 1 s apart, one committed 6 s later: fired once, after both" "$run1|$run2" "0|pair:2"
 sql -c "SELECT audit_trail.drop_alert('pair')" >/dev/null
 
 echo "7. the SIEM recipe, as the README writes it, under writers; read back with psql \\copy"

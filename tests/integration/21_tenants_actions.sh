@@ -15,7 +15,7 @@ SQL
 # The feed: the named action under its name, in order with the others.
 sql -c "LISTEN audit_feed" -c "SELECT pg_sleep(4)" -c "SELECT 'done'" > "$IT_WORK/listener.out" 2>&1 &
 listener=$!
-sleep 1
+wait_running 'SELECT pg_sleep(4)'
 sql -c "UPDATE sessions SET status = CASE id WHEN 2 THEN 'paused' ELSE 'stopped' END"
 wait $listener
 grep -o 'payload "{.*}"' "$IT_WORK/listener.out" | sed 's/^payload "//; s/"$//' > "$IT_WORK/payloads.jsonl"

@@ -21,3 +21,17 @@ wait_for() { # wait_for SECONDS EXPECTED QUERY
   done
   fail "waited $1s for [$3] = [$2], last [$got]"
 }
+# Waits until another session is running a statement that matches a LIKE
+# pattern: a background psql has reached that command, so every command it
+# had before is done (a LISTEN, a lock, a captured change). Never a fixed
+# sleep: a slow machine would let the test go on before the session is there.
+wait_running() { # wait_running PATTERN [SECONDS]
+  local until=$(( $(date +%s) + ${2:-60} )) n
+  while [ "$(date +%s)" -lt "$until" ]; do
+    n=$(sql -c "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid()
+                  AND datname = current_database() AND query LIKE '$1'" || true)
+    [ "${n:-0}" -gt 0 ] && return 0
+    sleep 0.1
+  done
+  fail "waited ${2:-60}s for a session running [$1]"
+}

@@ -310,3 +310,79 @@ UPDATE audit_trail.feed_origin SET restored = now() - interval '1 hour';
 SELECT problem FROM audit_trail.verify() WHERE problem LIKE 'audit_trail.feed_origin%';
 \c :home
 DROP DATABASE seal_retention;
+-- Deletions dressed up as retention by a superuser, each reported as the
+-- removal of that one event (the second review of 0.6.0's seals).
+CREATE DATABASE seal_forgery;
+\c seal_forgery
+SET client_min_messages = warning;
+SET TimeZone = 'UTC';
+CREATE EXTENSION pg_audit_trail;
+UPDATE pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'audit_trail.feed_origin'::regclass;
+\c
+UPDATE audit_trail.feed_origin SET restored = '-infinity';
+UPDATE pg_trigger SET tgenabled = 'A' WHERE tgrelid = 'audit_trail.feed_origin'::regclass;
+\c
+SET client_min_messages = warning;
+SET TimeZone = 'UTC';
+SELECT audit_trail._create_partition('2020-01-01', '2020-02-01') IS NOT NULL AS jan,
+       audit_trail._create_partition('2020-02-01', '2020-03-01') IS NOT NULL AS feb,
+       audit_trail._create_partition('2020-05-01', '2020-06-01') IS NOT NULL AS may;
+INSERT INTO audit_trail.events (occurred_at, action, actor, db_user)
+SELECT d, 'OLD', 'x', 'x' FROM unnest('{2020-05-01 00:00:00+00,2020-01-10,2020-01-20,2020-02-10,2020-02-20,2019-06-01,2019-06-02,2019-06-03}'::timestamptz[]) WITH ORDINALITY u(d, n) ORDER BY n;
+SELECT min(id) - 1 AS o FROM audit_trail.events WHERE action = 'OLD' \gset
+SELECT id - :o AS n, occurred_at, tableoid::regclass FROM audit_trail.events WHERE action = 'OLD' ORDER BY id;
+SELECT events FROM audit_trail.seal();
+SELECT count(*) AS clean FROM audit_trail.verify();
+-- A superuser turns every guard and event trigger off.
+UPDATE pg_trigger SET tgenabled = 'D' WHERE tgname IN ('audit_trail_guard', 'audit_trail_guard_row');
+UPDATE pg_event_trigger SET evtenabled = 'D' WHERE evtname LIKE 'audit_trail%';
+\c
+SET client_min_messages = warning;
+SET TimeZone = 'UTC';
+-- One event deleted from an ended partition: the partition detached, its
+-- other events put back into the log (into the default partition), a
+-- 'dropped' record forged for the one. Reported: the others are still there.
+BEGIN;
+ALTER TABLE audit_trail.events DETACH PARTITION audit_trail.events_p20200101;
+ALTER TABLE audit_trail.events_p20200101 RENAME TO events_p20200101_x;
+INSERT INTO audit_trail.events SELECT * FROM audit_trail.events_p20200101_x WHERE id <> :o + 3;
+DROP TABLE audit_trail.events_p20200101_x;
+INSERT INTO audit_trail.removed_partitions (partition, range_start, range_end, ids, events, action, removed_at)
+VALUES ('audit_trail.events_p20200101', '2020-01-01', '2020-02-01', int8multirange(int8range(:o + 3, :o + 3, '[]')), 1, 'dropped', now());
+COMMIT;
+SELECT seal_id, event_id - :o AS event, problem FROM audit_trail.verify() ORDER BY 2;
+-- One event deleted from a partition made into an archive by hand, as
+-- retention would, with an 'archived' record and a 'dropped' one forged.
+BEGIN;
+INSERT INTO audit_trail.removed_partitions (partition, range_start, range_end, ids, events, action, removed_at)
+VALUES ('audit_trail.events_p20200201', '2020-02-01', '2020-03-01', int8multirange(int8range(:o + 4, :o + 5, '[]')), 2, 'archived', now());
+ALTER TABLE audit_trail.events DETACH PARTITION audit_trail.events_p20200201;
+ALTER TABLE audit_trail.events_p20200201 SET SCHEMA audit_trail_archive;
+SELECT audit_trail._archive_inherit('audit_trail_archive.events_p20200201');
+INSERT INTO audit_trail.archived_partitions VALUES ('audit_trail_archive.events_p20200201', '2020-02-01', '2020-03-01', now());
+DELETE FROM audit_trail_archive.events_p20200201 WHERE id = :o + 5;
+INSERT INTO audit_trail.removed_partitions (partition, range_start, range_end, ids, events, action, removed_at)
+VALUES ('audit_trail.events_p20200201', '2020-02-01', '2020-03-01', int8multirange(int8range(:o + 5, :o + 5, '[]')), 1, 'dropped', now());
+COMMIT;
+SELECT seal_id, event_id - :o AS event, problem FROM audit_trail.verify() ORDER BY 2;
+-- A trim forged for an event of the default partition whose older
+-- neighbour was moved out of it (by _create_partition, as maintain() does).
+SELECT audit_trail._create_partition('2019-06-01', '2019-06-02') IS NOT NULL AS june_first;
+SELECT id - :o AS n, tableoid::regclass FROM audit_trail.events WHERE id BETWEEN :o + 6 AND :o + 8 ORDER BY id;
+INSERT INTO audit_trail.removed_partitions (partition, range_start, range_end, ids, events, action, removed_at)
+VALUES ('audit_trail.events_default', NULL, '2019-06-02 00:00:00.000001+00', int8multirange(int8range(:o + 7, :o + 7, '[]')), 1, 'trimmed', now());
+DELETE FROM audit_trail.events WHERE id = :o + 7;
+SELECT seal_id, event_id - :o AS event, problem FROM audit_trail.verify() ORDER BY 2;
+-- The seal's ranges edited from [) to (]: its event at exactly a
+-- partition's start (the first one, so no older default event is left
+-- behind by the trim; April has no partition, so no range of the seal ends
+-- where May's begins) then looks outside every range it recorded, and a
+-- trim is forged for it. Ranges are read as [lower, upper) whatever they say.
+UPDATE audit_trail.seal_chain SET ranges = ARRAY(SELECT CASE WHEN x IS NULL THEN NULL ELSE tstzrange(lower(x), upper(x), '(]') END
+                                                 FROM unnest(ranges) WITH ORDINALITY u(x, n) ORDER BY n) WHERE seal_id = 1;
+INSERT INTO audit_trail.removed_partitions (partition, range_start, range_end, ids, events, action, removed_at)
+VALUES ('audit_trail.events_default', NULL, '2020-05-01 00:00:00.000001+00', int8multirange(int8range(:o + 1, :o + 1, '[]')), 1, 'trimmed', now());
+DELETE FROM audit_trail.events WHERE id = :o + 1;
+SELECT seal_id, event_id - :o AS event, problem FROM audit_trail.verify() ORDER BY 2;
+\c :home
+DROP DATABASE seal_forgery;
