@@ -11,13 +11,14 @@ expect_eq() { # expect_eq WHAT ACTUAL EXPECTED
   if [ "$2" != "$3" ]; then fail "$1: expected [$3], got [$2]"; fi
   echo "  $1: $2"
 }
-# Polls an SQL query until it prints the expected value or the time runs out.
-wait_for() { # wait_for SECONDS EXPECTED QUERY
+# Polls an SQL query until it prints the expected value or the time runs out
+# (every POLL seconds, default 1).
+wait_for() { # wait_for SECONDS EXPECTED QUERY [POLL]
   local until=$(( $(date +%s) + $1 )) got=""
   while [ "$(date +%s)" -lt "$until" ]; do
     got=$(sql -c "$3" || true)
     [ "$got" = "$2" ] && return 0
-    sleep 1
+    sleep "${4:-1}"
   done
   fail "waited $1s for [$3] = [$2], last [$got]"
 }
@@ -26,12 +27,6 @@ wait_for() { # wait_for SECONDS EXPECTED QUERY
 # had before is done (a LISTEN, a lock, a captured change). Never a fixed
 # sleep: a slow machine would let the test go on before the session is there.
 wait_running() { # wait_running PATTERN [SECONDS]
-  local until=$(( $(date +%s) + ${2:-60} )) n
-  while [ "$(date +%s)" -lt "$until" ]; do
-    n=$(sql -c "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid()
-                  AND datname = current_database() AND query LIKE '$1'" || true)
-    [ "${n:-0}" -gt 0 ] && return 0
-    sleep 0.1
-  done
-  fail "waited ${2:-60}s for a session running [$1]"
+  wait_for "${2:-60}" t "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid()
+                                          AND datname = current_database() AND query LIKE '$1')" 0.1
 }
